@@ -1,0 +1,191 @@
+"""Load packaged defaults, merge a preset over them, validate every key against the schema."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import typing
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+from .schema import Config
+
+PRESET_ENV = "AIMUSICD_PRESETS"
+
+
+def preset_dirs() -> list[Path]:
+    """Where preset names are looked up, first match wins."""
+    dirs = [Path(p) for p in os.environ.get(PRESET_ENV, "").split(os.pathsep) if p]
+    config_home = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    dirs.append(config_home / "aimusicd" / "presets")
+    dirs.append(Path(__file__).resolve().parents[2] / "presets")  # the checkout's presets/
+    return dirs
+
+
+def available_presets() -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for d in reversed(preset_dirs()):
+        for p in sorted(d.glob("*.toml")) if d.is_dir() else ():
+            found[p.stem] = p
+    return dict(sorted(found.items()))
+
+
+def resolve_preset(name_or_path: str) -> Path:
+    as_path = Path(name_or_path).expanduser()
+    if as_path.suffix == ".toml" or os.sep in name_or_path:
+        if not as_path.is_file():
+            raise ConfigError(f"{name_or_path}: preset file not found")
+        return as_path
+    for d in preset_dirs():
+        candidate = d / f"{name_or_path}.toml"
+        if candidate.is_file():
+            return candidate
+    names = ", ".join(available_presets()) or "none found"
+    raise ConfigError(f"preset {name_or_path!r} not found (available: {names})")
+
+
+def _read_toml(path: Path | str, text: str | None = None) -> dict[str, Any]:
+    try:
+        if text is None:
+            text = Path(path).read_text(encoding="utf-8")
+        return tomllib.loads(text)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read ({exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML ({exc})") from None
+
+
+def packaged_defaults() -> dict[str, Any]:
+    text = resources.files("daemon.config").joinpath("defaults.toml").read_text(encoding="utf-8")
+    return _read_toml("<packaged defaults>", text)
+
+
+def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """Tables merge key by key; any other value (lists included) replaces the base value."""
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _describe(field: dataclasses.Field) -> str:
+    meta = field.metadata
+    if meta.get("choices"):
+        return "one of " + ", ".join(repr(c) for c in meta["choices"])
+    kind = _base_type(field)
+    if kind in (int, float) and (meta.get("min") is not None or meta.get("max") is not None):
+        return f"a {'number' if kind is float else 'whole number'} from {meta['min']} to {meta['max']}"
+    return {bool: "true or false", int: "a whole number", float: "a number", str: "a string",
+            list: "a list of strings"}[kind]
+
+
+def _base_type(field: dataclasses.Field) -> type:
+    # schema.py uses postponed annotations, so field.type is the annotation's text.
+    text = str(field.type).removeprefix("Optional[")
+    for name, kind in (("bool", bool), ("int", int), ("float", float), ("list", list), ("str", str)):
+        if text.startswith(name):
+            return kind
+    raise TypeError(f"unsupported config type {field.type}")
+
+
+def _check_value(where: str, key: str, field: dataclasses.Field, value: Any) -> Any:
+    kind = _base_type(field)
+    meta = field.metadata
+    bad = ConfigError(f"{where}: [{key}] = {value!r} is invalid; expected {_describe(field)}")
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise bad
+    elif kind is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad
+    elif kind is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad
+        value = float(value)
+    elif kind is str:
+        if not isinstance(value, str):
+            raise bad
+    elif kind is list:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise bad
+    if meta.get("choices") and value not in meta["choices"]:
+        raise bad
+    if kind in (int, float):
+        if (meta.get("min") is not None and value < meta["min"]) or (
+            meta.get("max") is not None and value > meta["max"]
+        ):
+            raise bad
+    return value
+
+
+def build_config(data: dict[str, Any], where: str) -> Config:
+    """Turn merged TOML tables into a validated `Config`; errors name `where`, the key and allowed values."""
+    sections = {f.name: f for f in dataclasses.fields(Config) if not f.metadata.get("internal")}
+    built: dict[str, Any] = {}
+    for name, table in data.items():
+        if name not in sections:
+            raise ConfigError(f"{where}: unknown section [{name}]; allowed: {', '.join(sections)}")
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where}: [{name}] must be a table")
+        section_type = sections[name].default_factory  # type: ignore[misc]
+        fields = {f.name: f for f in dataclasses.fields(section_type)}
+        values = {}
+        for key, value in table.items():
+            if key not in fields:
+                raise ConfigError(
+                    f"{where}: unknown key [{name}].{key}; allowed: {', '.join(fields)}"
+                )
+            values[key] = _check_value(where, f"{name}.{key}", fields[key], value)
+        built[name] = section_type(**values)
+    cfg = Config(**built, source=where)
+    lo, hi = cfg.engines.human_threshold, cfg.engines.ai_threshold
+    if lo is not None and hi is not None and lo >= hi:
+        raise ConfigError(
+            f"{where}: [engines] human_threshold ({lo}) must be below ai_threshold ({hi})"
+        )
+    return cfg
+
+
+def load_config(preset: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
+    """Packaged defaults, then the preset (a name or a path), then `overrides` (already-parsed tables)."""
+    data = packaged_defaults()
+    where = "<packaged defaults>"
+    if preset:
+        path = resolve_preset(str(preset))
+        data = merge(data, _read_toml(path))
+        where = str(path)
+    if overrides:
+        data = merge(data, overrides)
+    return build_config(data, where)
+
+
+def to_toml(cfg: Config) -> str:
+    """The merged configuration as TOML text (for `aimusicd config check`)."""
+    lines: list[str] = [f"# merged from packaged defaults and {cfg.source}"]
+    for section in dataclasses.fields(Config):
+        if section.metadata.get("internal"):
+            continue
+        lines.append(f"\n[{section.name}]")
+        for f in dataclasses.fields(getattr(cfg, section.name)):
+            value = getattr(getattr(cfg, section.name), f.name)
+            if value is None:
+                lines.append(f"# {f.name} unset: calibrated default")
+                continue
+            lines.append(f"{f.name} = {_toml_value(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'

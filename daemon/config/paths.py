@@ -1,0 +1,42 @@
+"""Where aimusicd keeps its state, caches and reports, resolved from config and environment."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .schema import Config
+
+CACHE_ENV = "AIMUSICD_CACHE"
+STATE_ENV = "AIMUSICD_STATE"
+REPORT_SUFFIX = ".aimusic.json"
+
+
+def expand(path: str) -> Path:
+    return Path(os.path.expandvars(os.path.expanduser(path)))
+
+
+def state_dir(cfg: Config) -> Path:
+    if cfg.daemon.state_dir:
+        return expand(cfg.daemon.state_dir)
+    if os.environ.get(STATE_ENV):
+        return expand(os.environ[STATE_ENV])
+    base = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
+    return Path(base) / "aimusicd"
+
+
+def cache_dir(cfg: Config | None = None) -> Path:
+    if cfg is not None and cfg.models.cache_dir:
+        return expand(cfg.models.cache_dir)
+    if os.environ.get(CACHE_ENV):
+        return expand(os.environ[CACHE_ENV])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "aimusicd"
+
+
+def reports_path_for(cfg: Config, audio_path: Path, reports_dir: Path | None = None) -> Path:
+    """Sidecar next to the audio, or inside the reports folder (CLI flag first, then config)."""
+    folder = reports_dir or (expand(cfg.reports.dir) if cfg.reports.dir else None)
+    if folder is None:
+        return audio_path.with_name(audio_path.name + REPORT_SUFFIX)
+    return folder / (audio_path.name + REPORT_SUFFIX)

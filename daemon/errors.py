@@ -1,0 +1,42 @@
+"""Every error aimusicd raises on purpose derives from `AimusicError`.
+
+Callers at the edges (CLI, watcher, OSC server) catch `AimusicError` and print its one-line message;
+anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class AimusicError(Exception):
+    """Root of aimusicd's own errors; `str(err)` is a complete one-line message for the user."""
+
+
+class ConfigError(AimusicError):
+    """A config or preset file is unreadable, or a key is unknown or has a bad value."""
+
+
+class AudioError(AimusicError):
+    """An input file cannot be analysed: the message names the file and the reason."""
+
+    def __init__(self, path: str | Path, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+class ModelError(AimusicError):
+    """A model is missing, fails its checksum, or cannot be loaded."""
+
+
+class PathNotAllowedError(AimusicError):
+    """A path given over the network resolves outside the configured allowed roots."""
+
+
+class QueueFullError(AimusicError):
+    """The job queue holds its configured maximum; the request was not accepted."""
+
+
+class DeviceError(AimusicError):
+    """An audio input device cannot be found or opened."""

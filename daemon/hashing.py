@@ -1,0 +1,15 @@
+"""Content hashes for audio files, reports and model weights."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+
+def file_digest(path: str | Path, algorithm: str = "sha256") -> bytes:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, algorithm).digest()
+
+
+def sha256_file(path: str | Path) -> str:
+    return file_digest(path).hex()
