@@ -1,0 +1,65 @@
+"""Codec history: has this audio been through a lossy codec, even if it now sits in a WAV?
+
+The container says so directly (MP3, AAC, Vorbis, Opus). A WAV decoded from an MP3 still carries
+the encoder's low-pass: a steep cliff in the long-term spectrum well below the file's Nyquist
+frequency, where natural roll-off is gradual. The fusion uses this to lean on the Demucs engine,
+whose residual features are measured to survive lossy codecs better than the CNN's cues.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.signal import welch
+
+from .decode import AudioInfo
+
+ANALYSIS_SECONDS = 60.0
+CLIFF_WIDTH_HZ = 600.0
+CLIFF_DB = 25.0          # drop across CLIFF_WIDTH_HZ that no natural roll-off produces
+FLOOR_BELOW_REF_DB = 65.0
+
+
+@dataclass(frozen=True)
+class CodecHistory:
+    container: str
+    codec: str
+    lossy_container: bool
+    bandwidth_hz: float   # highest frequency with content above the noise floor
+    cliff_db: float       # level drop across the band edge
+    lossy: bool           # final judgement used by the fusion
+
+    @property
+    def reason(self) -> str:
+        if self.lossy_container:
+            return f"lossy codec {self.codec}"
+        if self.lossy:
+            return f"band-limited at {self.bandwidth_hz / 1000:.1f} kHz with a {self.cliff_db:.0f} dB cliff"
+        return "no sign of a lossy codec"
+
+
+def codec_history(stereo: np.ndarray, rate: int, info: AudioInfo) -> CodecHistory:
+    mono = stereo.mean(axis=0)
+    span = int(ANALYSIS_SECONDS * rate)
+    if mono.size > span:                       # the middle minute represents the track well enough
+        start = (mono.size - span) // 2
+        mono = mono[start:start + span]
+    freqs, power = welch(mono, fs=rate, nperseg=4096, noverlap=2048)
+    level = 10 * np.log10(power + 1e-20)
+    ref = np.median(level[(freqs >= 1000) & (freqs <= 4000)])
+    above = np.nonzero(level > ref - FLOOR_BELOW_REF_DB)[0]
+    bandwidth = float(freqs[above[-1]]) if above.size else 0.0
+    step = freqs[1] - freqs[0]
+    width = max(1, int(CLIFF_WIDTH_HZ / step))
+    edge = int(round(bandwidth / step))
+    below = level[max(0, edge - width):edge + 1]
+    beyond = level[edge + 1:edge + 1 + width]
+    cliff = float(np.median(below) - np.median(beyond)) if below.size and beyond.size else 0.0
+    nyquist = min(info.sample_rate, rate) / 2
+    band_limited = bandwidth < 0.9 * nyquist and cliff >= CLIFF_DB
+    return CodecHistory(
+        container=info.container, codec=info.codec, lossy_container=info.lossy,
+        bandwidth_hz=round(bandwidth, 1), cliff_db=round(cliff, 1),
+        lossy=info.lossy or band_limited,
+    )
