@@ -1,0 +1,1 @@
+"""Detection engines (CNN, Demucs) and their fusion into one calibrated verdict."""

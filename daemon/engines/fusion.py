@@ -1,0 +1,121 @@
+"""Fusion: one calibrated probability and a verdict from whichever engines ran, aware of the input's
+codec history (lossy input moves weight from the CNN to the Demucs engine, as learned in training).
+
+The verdict has three values. "uncertain" is an honest answer: thresholds are chosen on held-out
+data so that human music is almost never called "ai".
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import ModelError
+from ..hashing import sha256_file
+from .logistic import LogisticModel, sigmoid
+
+PACKAGED_FUSION = Path(__file__).resolve().parents[1] / "models" / "fusion.json"
+VERDICTS = ("ai", "human", "uncertain")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    label: str
+    probability_ai: float
+    decided_by: str
+
+
+@dataclass(frozen=True)
+class FusionParams:
+    name: str
+    cnn_only: LogisticModel
+    demucs_only: LogisticModel
+    both: LogisticModel
+    ai_threshold: float
+    human_threshold: float
+    lossy_band: tuple[float, float]   # auto mode: with lossy input, run Demucs for CNN p inside this
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name, "cnn_only": self.cnn_only.to_dict(),
+            "demucs_only": self.demucs_only.to_dict(), "both": self.both.to_dict(),
+            "ai_threshold": self.ai_threshold, "human_threshold": self.human_threshold,
+            "lossy_band": list(self.lossy_band),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "FusionParams":
+        return cls(
+            name=d["name"], cnn_only=LogisticModel.from_dict(d["cnn_only"]),
+            demucs_only=LogisticModel.from_dict(d["demucs_only"]),
+            both=LogisticModel.from_dict(d["both"]), ai_threshold=float(d["ai_threshold"]),
+            human_threshold=float(d["human_threshold"]),
+            lossy_band=(float(d["lossy_band"][0]), float(d["lossy_band"][1])),
+        )
+
+
+def fusion_inputs(cnn_logit: float | None, demucs_logit: float | None, lossy: bool) -> dict[str, float]:
+    """The named inputs every fusion model draws its features from."""
+    q = 1.0 if lossy else 0.0
+    row = {"lossy": q}
+    if cnn_logit is not None:
+        row.update(cnn_logit=cnn_logit, cnn_logit_x_lossy=cnn_logit * q)
+    if demucs_logit is not None:
+        row.update(demucs_logit=demucs_logit, demucs_logit_x_lossy=demucs_logit * q)
+    return row
+
+
+class Fusion:
+    def __init__(self, params: FusionParams, sha256: str = "",
+                 ai_threshold: float | None = None, human_threshold: float | None = None):
+        self.params = params
+        self.sha256 = sha256
+        self.ai_threshold = params.ai_threshold if ai_threshold is None else ai_threshold
+        self.human_threshold = params.human_threshold if human_threshold is None else human_threshold
+        if not self.human_threshold < self.ai_threshold:
+            raise ModelError(
+                f"human_threshold ({self.human_threshold}) must be below ai_threshold ({self.ai_threshold})"
+            )
+
+    @classmethod
+    def load(cls, path: Path = PACKAGED_FUSION, **thresholds) -> "Fusion":
+        if not path.is_file():
+            raise ModelError(f"fusion model not found at {path}; rebuild it with `aimusicd train`")
+        try:
+            params = FusionParams.from_dict(json.loads(path.read_text()))
+        except (OSError, ValueError, KeyError) as exc:
+            raise ModelError(f"{path}: cannot load the fusion model ({exc})") from None
+        return cls(params, sha256_file(path), **thresholds)
+
+    def label(self, p: float) -> str:
+        if p >= self.ai_threshold:
+            return "ai"
+        if p <= self.human_threshold:
+            return "human"
+        return "uncertain"
+
+    def cnn_probability(self, cnn_logit: float, lossy: bool) -> float:
+        return self.params.cnn_only.probability_of(fusion_inputs(cnn_logit, None, lossy))
+
+    def demucs_wanted(self, p_cnn: float, lossy: bool) -> str | None:
+        """Auto mode: why the Demucs engine should run after the CNN, or None if it need not."""
+        if self.label(p_cnn) == "uncertain":
+            return "cnn uncertain"
+        lo, hi = self.params.lossy_band
+        if lossy and lo < p_cnn < hi:
+            return "lossy input and weak cnn evidence"
+        return None
+
+    def combine(self, cnn_logit: float | None, demucs_logit: float | None, lossy: bool) -> Verdict:
+        row = fusion_inputs(cnn_logit, demucs_logit, lossy)
+        if cnn_logit is not None and demucs_logit is not None:
+            model, by = self.params.both, "cnn+demucs"
+        elif cnn_logit is not None:
+            model, by = self.params.cnn_only, "cnn"
+        elif demucs_logit is not None:
+            model, by = self.params.demucs_only, "demucs"
+        else:
+            raise ValueError("no engine evidence to fuse")
+        p = float(sigmoid(model.logit_of(row)))
+        return Verdict(self.label(p), p, by)

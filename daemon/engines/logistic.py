@@ -1,0 +1,70 @@
+"""L2-regularised logistic regression on named, standardised features.
+
+One small model type serves the Demucs engine's head, the fusion, and Platt-style calibration, and
+stores itself as plain JSON (readable in review, no pickle).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+
+
+@dataclass
+class LogisticModel:
+    features: list[str]
+    mean: list[float]
+    scale: list[float]
+    coef: list[float]
+    intercept: float
+
+    def matrix(self, rows: Sequence[Mapping[str, float]]) -> np.ndarray:
+        return np.array([[float(r[name]) for name in self.features] for r in rows], dtype=np.float64)
+
+    def logit(self, x: np.ndarray) -> np.ndarray:
+        z = (np.atleast_2d(x) - np.asarray(self.mean)) / np.asarray(self.scale)
+        return z @ np.asarray(self.coef) + self.intercept
+
+    def logit_of(self, row: Mapping[str, float]) -> float:
+        return float(self.logit(self.matrix([row]))[0])
+
+    def probability_of(self, row: Mapping[str, float]) -> float:
+        return float(sigmoid(self.logit_of(row)))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "LogisticModel":
+        return cls(list(d["features"]), list(map(float, d["mean"])), list(map(float, d["scale"])),
+                   list(map(float, d["coef"])), float(d["intercept"]))
+
+    @classmethod
+    def fit(cls, features: list[str], x: np.ndarray, y: np.ndarray, l2: float = 1.0,
+            sample_weight: np.ndarray | None = None, iterations: int = 100) -> "LogisticModel":
+        """Newton's method on the penalised log-likelihood (the intercept is not penalised)."""
+        x = np.asarray(x, dtype=np.float64)
+        y = np.asarray(y, dtype=np.float64)
+        w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+        mean = x.mean(axis=0)
+        scale = x.std(axis=0)
+        scale[scale < 1e-9] = 1.0
+        z = np.hstack([(x - mean) / scale, np.ones((len(x), 1))])
+        beta = np.zeros(z.shape[1])
+        penalty = np.full(z.shape[1], l2 / max(w.sum(), 1.0))
+        penalty[-1] = 0.0
+        for _ in range(iterations):
+            p = sigmoid(z @ beta)
+            grad = z.T @ (w * (p - y)) / w.sum() + penalty * beta
+            hess = (z * (w * p * (1 - p))[:, None]).T @ z / w.sum() + np.diag(penalty + 1e-9)
+            step = np.linalg.solve(hess, grad)
+            beta -= step
+            if np.abs(step).max() < 1e-8:
+                break
+        return cls(list(features), mean.tolist(), scale.tolist(), beta[:-1].tolist(), float(beta[-1]))
+
+
+def sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-np.clip(x, -60.0, 60.0)))

@@ -1,0 +1,86 @@
+"""The versioned JSON report of one analysis (schema "aimusicd.report/1")."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .audio.codec import CodecHistory
+from .engines.cnn import CnnEvidence
+from .engines.demucs.engine import DemucsEvidence
+
+SCHEMA = "aimusicd.report/1"
+
+
+@dataclass
+class Report:
+    file: str
+    sha256: str
+    mode: str
+    duration_s: float
+    sample_rate: int
+    channels: int
+    codec: CodecHistory
+    verdict: str
+    probability_ai: float
+    decided_by: str
+    cnn: CnnEvidence | None
+    demucs: DemucsEvidence
+    thresholds: dict[str, float]
+    fusion_model: str
+    timings: dict[str, float] = field(default_factory=dict)
+    created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    version: str = __version__
+
+    @property
+    def engines_ran(self) -> str:
+        ran = (["cnn"] if self.cnn else []) + (["demucs"] if self.demucs.ran else [])
+        return "+".join(ran)
+
+    def to_dict(self) -> dict[str, Any]:
+        cnn = None
+        if self.cnn is not None:
+            cnn = {
+                "model": self.cnn.model, "model_sha256": self.cnn.model_sha256,
+                "probability_ai": round(self.cnn.probability_ai, 6), "logit": round(self.cnn.logit, 6),
+                "windows": [asdict(w) for w in self.cnn.windows],
+            }
+        d = self.demucs
+        demucs = {
+            "ran": d.ran, "reason": d.reason, "model": d.model, "model_sha256": d.model_sha256,
+            "excerpts": [asdict(e) for e in d.excerpts], "features": d.features,
+            "probability_ai": None if d.probability_ai is None else round(d.probability_ai, 6),
+        }
+        return {
+            "schema": SCHEMA,
+            "file": self.file,
+            "sha256": self.sha256,
+            "duration_s": round(self.duration_s, 3),
+            "sample_rate": self.sample_rate,
+            "channels": self.channels,
+            "codec": {**asdict(self.codec), "reason": self.codec.reason},
+            "mode": self.mode,
+            "verdict": self.verdict,
+            "probability_ai": round(self.probability_ai, 6),
+            "decided_by": self.decided_by,
+            "thresholds": self.thresholds,
+            "fusion_model": self.fusion_model,
+            "engines": {"cnn": cnn, "demucs": demucs},
+            "timings": {k: round(v, 3) for k, v in self.timings.items()},
+            "created": self.created,
+            "version": self.version,
+        }
+
+
+def write_report(report: Report, dest: Path) -> Path:
+    """Write atomically (temp file + rename): a reader never sees half a report."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, dest)
+    return dest
