@@ -1,0 +1,1 @@
+"""Daemon services: durable jobs, folder watching, the OSC server and live input."""

@@ -1,0 +1,185 @@
+"""The daemon: wires the store, job runner, OSC server, folder watcher and live input together."""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import signal
+import threading
+from pathlib import Path
+
+from ..analysis import Analyzer
+from ..config import Config, state_dir
+from ..config.paths import expand
+from ..errors import AimusicError, ModelError, QueueFullError
+from ..hashing import sha256_file
+from .jobs import JobEvent, JobRunner
+from .live import LiveMonitor
+from .osc import protocol as osc
+from .osc.handlers import Handlers
+from .osc.server import Address, OscServer
+from .store import Store
+from .watcher import FolderWatcher
+
+log = logging.getLogger("aimusicd")
+
+STOP_GRACE_S = 3.0
+
+
+class Daemon:
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+        self.state_dir = state_dir(cfg)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._lock_file = self._take_lock()
+        self.store = Store(self.state_dir / "aimusicd.sqlite")
+        self.analyzer = Analyzer(cfg)
+        self.runner = JobRunner(cfg, self.store, self.analyzer, self._on_job_event)
+        self.osc = OscServer(cfg.osc) if cfg.osc.enabled else None
+        if self.osc:
+            Handlers(self.osc, self)
+        self.watcher = FolderWatcher(cfg.watch, self._on_file_ready) if cfg.watch.enabled else None
+        self.live: LiveMonitor | None = None
+        self._live_targets: set[Address] = set()
+        roots = cfg.osc.allowed_roots or [*cfg.watch.folders, "~"]
+        self.allowed_roots = [expand(r).resolve() for r in roots]
+        self._stop = threading.Event()
+
+    def _take_lock(self):
+        fh = open(self.state_dir / "aimusicd.lock", "w")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.close()
+            raise AimusicError(
+                f"another aimusicd is already running with state folder {self.state_dir}") from None
+        fh.write(str(os.getpid()))
+        fh.flush()
+        return fh
+
+    # -- life cycle ------------------------------------------------------------------------------
+    def start(self) -> None:
+        log.info("aimusicd starting (config %s, state %s)", self.cfg.source, self.state_dir)
+        needs_demucs = self.cfg.watch.mode in ("full", "demucs") or self.cfg.engines.mode != "cnn"
+        self.analyzer.preload(demucs=False)
+        if needs_demucs:
+            try:
+                self.analyzer.preload(demucs=True)
+            except ModelError as exc:
+                log.error("%s; jobs that need the Demucs engine will fail until then", exc)
+        log.info("models loaded: %s", ", ".join(self.analyzer.loaded_models()))
+        if self.osc:
+            self.osc.start()
+        self.runner.start()
+        if self.watcher:
+            self.watcher.start()
+        if self.cfg.live.enabled:
+            try:
+                self.start_live(None, requester=None)
+            except AimusicError as exc:
+                log.error("live input not started: %s", exc)
+        log.info("aimusicd ready")
+
+    def stop(self) -> None:
+        log.info("aimusicd stopping")
+        if self.watcher:
+            self.watcher.stop()
+        self.stop_live()
+        if self.osc:
+            self.osc.stop()
+        if not self.runner.stop(STOP_GRACE_S):
+            log.warning("a job was still running; it is re-queued at the next start")
+        log.info("aimusicd stopped")
+
+    def run_forever(self) -> int:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: self._stop.set())
+        self.start()
+        while not self._stop.wait(0.5):
+            pass
+        self.stop()
+        return 0
+
+    # -- folder watching -------------------------------------------------------------------------
+    def _on_file_ready(self, path: Path) -> None:
+        try:
+            st = path.stat()
+        except OSError:
+            return
+        key = str(path.resolve())
+        if self.store.known(key, st.st_size, st.st_mtime, None):
+            return
+        try:
+            digest = sha256_file(path)
+        except OSError as exc:
+            log.warning("cannot read %s: %s", path, exc)
+            return
+        twin = self.store.known(key, st.st_size, st.st_mtime, digest)
+        if twin is not None:
+            log.info("skipped %s: same content as job #%d (%s)", path, twin.id, twin.path)
+            return
+        try:
+            self.runner.submit(key, self.cfg.watch.mode, "watch", size=st.st_size, mtime=st.st_mtime,
+                               sha256=digest)
+        except QueueFullError as exc:
+            log.error("%s; it will be picked up by the next scan", exc)
+
+    # -- job events -> OSC -----------------------------------------------------------------------
+    def _on_job_event(self, event: JobEvent) -> None:
+        if self.osc is None or event.kind == "queued":
+            return
+        job = event.job
+        requester = ((job.reply_host, job.reply_port),) if job.source == "osc" and job.reply_host else ()
+        if event.kind == "preliminary":
+            r = event.report
+            self.osc.push(osc.PRELIMINARY, job.request_id, job.path, r.verdict, r.probability_ai,
+                          r.cnn.probability_ai if r.cnn else -1.0, also=requester)
+        elif event.kind == "result":
+            self.osc.push(osc.RESULT, job.request_id, job.path, job.verdict, job.probability_ai,
+                          -1.0 if job.cnn_prob is None else job.cnn_prob,
+                          -1.0 if job.demucs_prob is None else job.demucs_prob,
+                          job.report_path or "", also=requester)
+        elif event.kind == "failed":
+            self.osc.push(osc.ERROR, job.request_id, osc.ANALYZE, event.message, also=requester)
+
+    # -- live input ------------------------------------------------------------------------------
+    def start_live(self, device: str | None, requester: Address | None) -> None:
+        if requester:
+            self._live_targets.add(requester)
+        if self.live and self.live.active:
+            return
+        cnn, fusion = self.analyzer.cnn, self.analyzer.fusion
+        capture_dir = expand(self.cfg.live.capture_dir) if self.cfg.live.capture_dir else (
+            self.state_dir / "captures")
+        self.live = LiveMonitor(
+            self.cfg.live, cnn.meta.window_s,
+            score=lambda mono: fusion.cnn_probability(cnn.window_logit(mono), lossy=False),
+            label=fusion.label, on_score=self._on_live_score, on_alert=self._on_live_alert,
+            on_capture=self._on_live_capture, capture_dir=capture_dir,
+        )
+        self.live.start(device)
+
+    def stop_live(self) -> None:
+        if self.live:
+            self.live.stop()
+            stats = self.live.stats()
+            log.info("live input stopped: %d scores, %d overflows, latency p50 %.0f ms p99 %.0f ms",
+                     stats.scores, stats.overflows, stats.latency_p50_ms, stats.latency_p99_ms)
+        self._live_targets.clear()
+
+    def _on_live_score(self, p: float, smoothed: float, verdict: str) -> None:
+        if self.osc:
+            self.osc.push(osc.LIVE_SCORE, p, smoothed, verdict, also=tuple(self._live_targets))
+
+    def _on_live_alert(self, p: float, since_s: float) -> None:
+        log.warning("live input sounds AI-generated: p=%.2f for %.0f s", p, since_s)
+        if self.osc:
+            self.osc.push(osc.LIVE_ALERT, p, since_s, also=tuple(self._live_targets))
+
+    def _on_live_capture(self, path: Path) -> None:
+        if self.cfg.live.demucs_check:
+            try:
+                self.runner.submit(str(path), "full", "live")
+            except QueueFullError as exc:
+                log.error("%s", exc)

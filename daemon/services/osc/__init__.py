@@ -1,0 +1,1 @@
+"""OSC control surface: namespace /aimusic over UDP (see README, "OSC")."""

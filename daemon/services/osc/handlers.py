@@ -1,0 +1,141 @@
+"""Handlers for each /aimusic address (one method each), bound to the running daemon."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ... import __version__
+from ...config import MODES
+from ...errors import AimusicError
+from .protocol import (
+    ANALYZE, LIVE_START, LIVE_STATE, LIVE_STATS, LIVE_STATS_REPLY, LIVE_STOP, NO_REQUEST, PING, PONG,
+    QUEUED, STATUS, STATUS_REPLY, SUBSCRIBE, SUBSCRIBED, UNSUBSCRIBE, UNSUBSCRIBED, Message,
+)
+from .server import Address, OscServer, RequestError
+
+if TYPE_CHECKING:
+    from ..daemon import Daemon
+
+log = logging.getLogger("aimusicd.osc")
+
+
+def _int(value: Any) -> int | None:
+    """Pd and Max often send numbers as floats: accept whole floats where an int is expected."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
+class Handlers:
+    def __init__(self, server: OscServer, daemon: "Daemon"):
+        self.server = server
+        self.daemon = daemon
+        server.handlers.update({
+            PING: self.ping, ANALYZE: self.analyze, STATUS: self.status,
+            LIVE_START: self.live_start, LIVE_STOP: self.live_stop, LIVE_STATS: self.live_stats,
+            SUBSCRIBE: self.subscribe, UNSUBSCRIBE: self.unsubscribe,
+        })
+
+    def ping(self, msg: Message, sender: Address) -> None:
+        self.server.reply(sender, PONG, "ok", __version__)
+
+    def analyze(self, msg: Message, sender: Address) -> None:
+        args = msg.args
+        req = NO_REQUEST
+        if len(args) >= 2:
+            req = _int(args[1])
+            if req is None:
+                raise RequestError(NO_REQUEST, f"request id must be an int, got {args[1]!r}")
+        if not args or not isinstance(args[0], str) or not args[0]:
+            raise RequestError(req, "usage: /aimusic/analyze s:path [i:request_id] [s:mode]")
+        mode = args[2] if len(args) >= 3 else self.daemon.cfg.engines.mode
+        if mode not in MODES:
+            raise RequestError(req, f"unknown mode {mode!r}; one of {', '.join(MODES)}")
+        path = self._allowed_path(args[0], req)
+        try:
+            st = path.stat()
+            job = self.daemon.runner.submit(
+                str(path), mode, "osc", req_id=None if req == NO_REQUEST else req,
+                reply=self.server.reply_target(sender), size=st.st_size, mtime=st.st_mtime,
+            )
+        except AimusicError as exc:
+            raise RequestError(req, str(exc)) from None
+        self.server.reply(sender, QUEUED, job.request_id, str(path))
+
+    def _allowed_path(self, raw: str, req: int) -> Path:
+        if not os.path.isabs(raw):
+            raise RequestError(req, f"{raw}: the path must be absolute")
+        try:
+            path = Path(raw).resolve(strict=True)   # symlinks resolved before the roots check
+        except (FileNotFoundError, NotADirectoryError):
+            raise RequestError(req, f"{raw}: file not found") from None
+        except (OSError, RuntimeError) as exc:
+            raise RequestError(req, f"{raw}: cannot resolve ({exc})") from None
+        roots = self.daemon.allowed_roots
+        if not any(path.is_relative_to(root) for root in roots):
+            raise RequestError(req, f"{raw}: outside the allowed roots ({', '.join(map(str, roots))})")
+        if not path.is_file():
+            raise RequestError(req, f"{raw}: not a regular file")
+        return path
+
+    def status(self, msg: Message, sender: Address) -> None:
+        counts = self.daemon.store.counts()
+        live = self.daemon.live
+        self.server.reply(
+            sender, STATUS_REPLY, counts["queued"], counts["running"], counts["done"],
+            int(bool(live and live.active)), counts["failed"],
+            ",".join(self.daemon.analyzer.loaded_models()) or "none",
+        )
+
+    def live_start(self, msg: Message, sender: Address) -> None:
+        device = msg.args[0] if msg.args else ""
+        if _int(device) is not None:
+            device = str(_int(device))        # a device index
+        elif not isinstance(device, str):
+            raise RequestError(NO_REQUEST, "usage: /aimusic/live/start [s:device]")
+        try:
+            self.daemon.start_live(device or None, requester=self.server.reply_target(sender))
+        except AimusicError as exc:
+            raise RequestError(NO_REQUEST, str(exc)) from None
+        self.server.reply(sender, LIVE_STATE, 1)
+
+    def live_stop(self, msg: Message, sender: Address) -> None:
+        self.daemon.stop_live()
+        self.server.reply(sender, LIVE_STATE, 0)
+
+    def live_stats(self, msg: Message, sender: Address) -> None:
+        live = self.daemon.live
+        if live is None:
+            self.server.reply(sender, LIVE_STATS_REPLY, 0, 0, -1.0, -1.0, 0)
+            return
+        s = live.stats()
+        self.server.reply(sender, LIVE_STATS_REPLY, int(live.active), s.scores, s.latency_p50_ms,
+                          s.latency_p99_ms, s.overflows)
+
+    def _subscriber(self, msg: Message, sender: Address) -> Address:
+        if not msg.args:
+            return self.server.reply_target(sender)
+        if len(msg.args) != 2 or not isinstance(msg.args[0], str) or _int(msg.args[1]) is None:
+            raise RequestError(NO_REQUEST, f"usage: {msg.address} [s:host i:port]")
+        port = _int(msg.args[1])
+        if not 0 < port < 65536:
+            raise RequestError(NO_REQUEST, f"port {port} out of range")
+        return (msg.args[0], port)
+
+    def subscribe(self, msg: Message, sender: Address) -> None:
+        target = self._subscriber(msg, sender)
+        self.server.subscribe(target)
+        log.info("subscriber added: %s:%d", *target)
+        self.server.reply(sender, SUBSCRIBED, target[0], target[1])
+
+    def unsubscribe(self, msg: Message, sender: Address) -> None:
+        target = self._subscriber(msg, sender)
+        self.server.unsubscribe(target)
+        self.server.reply(sender, UNSUBSCRIBED, target[0], target[1])

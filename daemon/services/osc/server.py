@@ -1,0 +1,165 @@
+"""UDP OSC server: sender and size checks, decoding, dispatch, replies and pushes.
+
+Its own small socket loop rather than python-osc's server, because python-osc silently drops
+malformed packets and hides the sender's port; here every bad packet gets an /aimusic/error reply
+and a log line, and replies can go to either the sender's reply port or its source port.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import socket
+import threading
+from typing import Any, Callable
+
+from ...config.schema import OscConfig
+from ...errors import AimusicError
+from .protocol import ERROR, NAMESPACE, NO_REQUEST, MalformedPacket, Message, decode, encode
+
+log = logging.getLogger("aimusicd.osc")
+
+Address = tuple[str, int]
+
+
+class RequestError(Exception):
+    """A request that cannot be served: answered with /aimusic/error i:req s:address s:message."""
+
+    def __init__(self, req: int, message: str):
+        super().__init__(message)
+        self.req = req
+        self.message = message
+
+
+class OscServer:
+    def __init__(self, cfg: OscConfig):
+        self.cfg = cfg
+        self.handlers: dict[str, Callable[[Message, Address], None]] = {}
+        self._allowed = [ipaddress.ip_network(s, strict=False) for s in cfg.allowed_senders]
+        self._subscribers: set[Address] = set()
+        self._sub_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._sock: socket.socket | None = None
+        self._thread: threading.Thread | None = None
+        self.port = cfg.port
+
+    # -- life cycle ------------------------------------------------------------------------------
+    def start(self) -> None:
+        family = socket.AF_INET6 if ":" in self.cfg.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            sock.bind((self.cfg.host, self.cfg.port))
+        except OSError as exc:
+            sock.close()
+            raise AimusicError(
+                f"cannot listen for OSC on {self.cfg.host}:{self.cfg.port} ({exc.strerror}); "
+                "is another aimusicd running? ([osc] port)") from None
+        sock.settimeout(0.25)
+        self._sock = sock
+        self.port = sock.getsockname()[1]
+        self._thread = threading.Thread(target=self._serve, name="osc-server", daemon=True)
+        self._thread.start()
+        log.info("OSC listening on %s:%d (replies to %s)", self.cfg.host, self.port,
+                 "the source port" if self.cfg.reply_to == "source_port" else f"port {self.cfg.reply_port}")
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=2)
+        if self._sock:
+            self._sock.close()
+
+    # -- sending ---------------------------------------------------------------------------------
+    def reply_target(self, sender: Address) -> Address:
+        return sender if self.cfg.reply_to == "source_port" else (sender[0], self.cfg.reply_port)
+
+    def send(self, target: Address, address: str, *args: Any) -> None:
+        if self._sock is None:
+            return
+        try:
+            self._sock.sendto(encode(address, *args), target)
+        except OSError as exc:  # an unreachable client must not stop the server
+            log.debug("cannot send %s to %s:%d: %s", address, target[0], target[1], exc)
+
+    def reply(self, sender: Address, address: str, *args: Any) -> None:
+        self.send(self.reply_target(sender), address, *args)
+
+    def error(self, target: Address, req: int, address: str, message: str) -> None:
+        self.send(target, ERROR, req, address, message)
+
+    def push(self, address: str, *args: Any, also: tuple[Address, ...] = ()) -> None:
+        """To every subscriber and to `also` (e.g. the requester), each target once."""
+        with self._sub_lock:
+            targets = set(self._subscribers) | set(also)
+        for target in targets:
+            self.send(target, address, *args)
+
+    # -- subscribers -----------------------------------------------------------------------------
+    def subscribe(self, target: Address) -> None:
+        with self._sub_lock:
+            self._subscribers.add(target)
+
+    def unsubscribe(self, target: Address) -> None:
+        with self._sub_lock:
+            self._subscribers.discard(target)
+
+    @property
+    def subscribers(self) -> list[Address]:
+        with self._sub_lock:
+            return sorted(self._subscribers)
+
+    # -- receiving -------------------------------------------------------------------------------
+    def _allowed_sender(self, host: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(host.split("%")[0])
+        except ValueError:
+            return False
+        return any(ip in net for net in self._allowed)
+
+    def _serve(self) -> None:
+        assert self._sock is not None
+        while not self._stop.is_set():
+            try:
+                data, sender = self._sock.recvfrom(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                if self._stop.is_set():
+                    return
+                continue
+            self.handle_packet(data, (sender[0], sender[1]))
+
+    def handle_packet(self, data: bytes, sender: Address) -> None:
+        if not self._allowed_sender(sender[0]):
+            log.warning("ignored OSC packet from %s:%d (not in [osc] allowed_senders)", *sender)
+            return
+        if len(data) > self.cfg.max_packet_bytes:
+            msg = f"packet too large ({len(data)} bytes; the limit is {self.cfg.max_packet_bytes})"
+            log.warning("OSC from %s:%d: %s", *sender, msg)
+            self.error(self.reply_target(sender), NO_REQUEST, "", msg)
+            return
+        try:
+            messages = decode(data)
+        except MalformedPacket as exc:
+            log.warning("OSC from %s:%d: malformed packet (%s)", *sender, exc)
+            self.error(self.reply_target(sender), NO_REQUEST, "", f"malformed OSC packet ({exc})")
+            return
+        for message in messages:
+            self._dispatch(message, sender)
+
+    def _dispatch(self, message: Message, sender: Address) -> None:
+        handler = self.handlers.get(message.address)
+        if handler is None:
+            known = "" if message.address.startswith(NAMESPACE) else f" (this server serves {NAMESPACE}/...)"
+            log.warning("OSC from %s:%d: unknown address %s", *sender, message.address)
+            self.error(self.reply_target(sender), NO_REQUEST, message.address,
+                       f"unknown address {message.address}{known}")
+            return
+        try:
+            handler(message, sender)
+        except RequestError as exc:
+            log.warning("OSC %s from %s:%d: %s", message.address, *sender, exc.message)
+            self.error(self.reply_target(sender), exc.req, message.address, exc.message)
+        except Exception as exc:  # noqa: BLE001 - one bad request must not stop the server
+            log.exception("OSC %s from %s:%d failed", message.address, *sender)
+            self.error(self.reply_target(sender), NO_REQUEST, message.address, f"internal error: {exc}")
