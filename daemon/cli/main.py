@@ -1,0 +1,47 @@
+"""`aimusicd` command line: one module per subcommand, each with `add_parser` and `run`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from .. import __version__
+from ..errors import AimusicError
+from . import config_cmd, devices, history, models, run, scan, send, status
+
+COMMANDS = (scan, run, send, status, history, devices, models, config_cmd)
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="aimusicd",
+        description="Flag AI-generated music in DAW exports, over OSC and on live input.",
+    )
+    parser.add_argument("--version", action="version", version=f"aimusicd {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in COMMANDS:
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", datefmt="%Y-%m-%d %H:%M:%S",
+    )
+    try:
+        return int(args.func(args) or EXIT_OK)
+    except AimusicError as exc:
+        print(f"aimusicd: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

