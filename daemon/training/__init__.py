@@ -1,0 +1,1 @@
+"""Training and evaluation data: corpora, AI-like fakes, codec conditions and metrics."""
