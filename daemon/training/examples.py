@@ -1,0 +1,82 @@
+"""Training and evaluation examples: a piece of a human track, maybe turned into a fake, then put
+through the delivery chain a real file goes through (gain, a 48 kHz detour, a lossy codec).
+
+Order matters: the fake is made first and the codec applied after, to both classes alike, with
+fresh random settings per example, so codec history can never stand in for the label.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from ..audio import ENGINE_RATE, resample
+from .codecs import CodecSpec, apply_codec, random_codec
+from .corpora import Track
+from .fakes import make_fake
+
+HUMAN = "human"
+SILENT_RMS = 10 ** (-45 / 20)
+TRACK_WEIGHT_CAP_S = 300.0   # long tracks are not allowed to dominate the sample
+
+
+@dataclass(frozen=True)
+class Item:
+    track: Track
+    start_s: float
+    seconds: float
+    family: str          # "human" or a fake family
+    codec: CodecSpec
+    via_48k: bool        # delivered as a 48 kHz file (resampled there and back)
+    gain_db: float
+    seed: int
+
+    @property
+    def label(self) -> int:
+        return 0 if self.family == HUMAN else 1
+
+
+def pick_positions(tracks: list[Track], count: int, seconds: float, rng: np.random.Generator
+                   ) -> list[tuple[Track, float]]:
+    usable = [t for t in tracks if t.duration_s > seconds + 1]
+    weights = np.array([min(t.duration_s, TRACK_WEIGHT_CAP_S) for t in usable])
+    picks = rng.choice(len(usable), size=count, p=weights / weights.sum())
+    return [(usable[i], float(rng.uniform(0.0, usable[i].duration_s - seconds))) for i in picks]
+
+
+def plan(tracks: list[Track], count: int, seconds: float, families: list[str],
+         rng: np.random.Generator, lossless_share: float = 0.35) -> list[Item]:
+    """`count` positions, each as a human item and a fake item of the same music (paired, so the
+    difference the model can learn is the fingerprint, not the content)."""
+    items = []
+    for i, (track, start) in enumerate(pick_positions(tracks, count, seconds, rng)):
+        for family in (HUMAN, families[i % len(families)]):
+            items.append(Item(
+                track, start, seconds, family, random_codec(rng, lossless_share),
+                via_48k=bool(rng.random() < 0.3), gain_db=float(rng.uniform(-9.0, 3.0)),
+                seed=int(rng.integers(2**31)),
+            ))
+    return items
+
+
+def with_codec(items: list[Item], codec: CodecSpec) -> list[Item]:
+    """The same items delivered through one fixed codec condition (for evaluation tables)."""
+    return [replace(item, codec=codec) for item in items]
+
+
+def render(item: Item) -> np.ndarray | None:
+    """(2, n) float32 at the engines' rate, or None when the piece is nearly silent."""
+    x = item.track.load(item.start_s, item.seconds)
+    if x.shape[1] < int(item.seconds * ENGINE_RATE * 0.9) or np.sqrt(np.mean(x ** 2)) < SILENT_RMS:
+        return None
+    rng = np.random.default_rng(item.seed)
+    if item.family != HUMAN:
+        x = make_fake(item.family, x, ENGINE_RATE, rng)
+    x = x * np.float32(10 ** (item.gain_db / 20))
+    peak = float(np.abs(x).max())
+    if peak > 0.999:                       # a limiter, as a mastered bounce would have
+        x = x * np.float32(0.999 / peak)
+    rate = 48000 if item.via_48k else ENGINE_RATE
+    x = apply_codec(resample(x, ENGINE_RATE, rate), rate, item.codec)
+    return resample(x, rate, ENGINE_RATE)

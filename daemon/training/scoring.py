@@ -1,0 +1,91 @@
+"""Run the engines on rendered examples the way the daemon runs them on files: the CNN over the
+whole example (mean of its window logits), the codec-history check, and HTDemucs on one excerpt."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..audio import ENGINE_RATE, AudioInfo
+from ..audio.codec import codec_history
+from ..engines.cnn import CnnEngine
+from ..engines.demucs.engine import DemucsEngine
+from .examples import Item, render
+
+
+@dataclass
+class Scored:
+    package: str
+    track: str
+    family: str
+    label: int
+    codec: str
+    lossy: bool
+    cnn_raw: float                         # mean window logit before Platt scaling
+    features: dict[str, float] | None      # Demucs features (one excerpt), if measured
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _info(item: Item, samples: int) -> AudioInfo:
+    """What the loader would report for the delivered file."""
+    lossy = item.codec.codec != "none"
+    return AudioInfo(path=item.track.name, container=item.codec.codec.upper() if lossy else "WAV",
+                     codec=item.codec.label(), lossy=lossy,
+                     sample_rate=48000 if item.via_48k else ENGINE_RATE, channels=2,
+                     duration_s=samples / ENGINE_RATE, size_bytes=0)
+
+
+def _init_worker() -> None:
+    torch.set_num_threads(1)
+
+
+def item_key(item: Item) -> str:
+    return (f"{item.track.package}|{item.track.name}|{item.start_s:.3f}|{item.seconds:g}|"
+            f"{item.family}|{item.codec.label()}|{int(item.via_48k)}|{item.gain_db:.3f}|{item.seed}")
+
+
+def score_items(items: list[Item], cnn: CnnEngine | None, demucs: DemucsEngine | None,
+                with_demucs: Callable[[int], bool], workers: int, log: Callable[[str], None],
+                what: str, feature_cache: dict[str, dict] | None = None) -> list[Scored]:
+    """Render in worker processes, score here. `with_demucs(i)` says whether item i also gets
+    Demucs features; those already in `feature_cache` (keyed by `item_key`) are reused, new ones
+    are added to it."""
+    cache = {} if feature_cache is None else feature_cache
+    started = time.perf_counter()
+    out: list[Scored] = []
+    ctx = mp.get_context("fork")
+    with ctx.Pool(workers, initializer=_init_worker) as pool:
+        for n, (item, x) in enumerate(zip(items, pool.imap(render, items, chunksize=2))):
+            scored = _score(item, x, cnn, demucs, with_demucs(n), cache)
+            if scored:
+                out.append(scored)
+            if (n + 1) % 100 == 0:
+                log(f"  {what}: {n + 1}/{len(items)} scored ({time.perf_counter() - started:.0f} s)")
+    log(f"  {what}: {len(out)} examples in {time.perf_counter() - started:.0f} s")
+    return out
+
+
+def _score(item: Item, x: np.ndarray | None, cnn: CnnEngine | None, demucs: DemucsEngine | None,
+           measure: bool, cache: dict[str, dict]) -> Scored | None:
+    if x is None:
+        return None
+    lossy = codec_history(x, ENGINE_RATE, _info(item, x.shape[1])).lossy
+    cnn_raw = float("nan")
+    if cnn is not None:
+        ev = cnn.score_track(x)
+        cnn_raw = (ev.logit - cnn.meta.calib_b) / cnn.meta.calib_a
+    features = None
+    if measure and demucs is not None:
+        key = item_key(item)
+        if key not in cache:
+            cache[key] = {"lossy": lossy, "features": demucs.measure(x)[1]}
+        features = cache[key]["features"]
+    return Scored(item.track.package, item.track.name, item.family, item.label,
+                  item.codec.label(), lossy, cnn_raw, features)
