@@ -11,14 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.ndimage import median_filter
 from scipy.signal import welch
 
 from .decode import AudioInfo
 
 ANALYSIS_SECONDS = 60.0
 CLIFF_WIDTH_HZ = 600.0
-CLIFF_DB = 25.0          # drop across CLIFF_WIDTH_HZ that no natural roll-off produces
-FLOOR_BELOW_REF_DB = 65.0
+CLIFF_DB = 20.0          # a drop to (nearly) everything above that no natural roll-off produces
+MIN_EDGE_HZ = 5000.0
 
 
 @dataclass(frozen=True)
@@ -46,18 +47,18 @@ def codec_history(stereo: np.ndarray, rate: int, info: AudioInfo) -> CodecHistor
         start = (mono.size - span) // 2
         mono = mono[start:start + span]
     freqs, power = welch(mono, fs=rate, nperseg=4096, noverlap=2048)
-    level = 10 * np.log10(power + 1e-20)
-    ref = np.median(level[(freqs >= 1000) & (freqs <= 4000)])
-    above = np.nonzero(level > ref - FLOOR_BELOW_REF_DB)[0]
-    bandwidth = float(freqs[above[-1]]) if above.size else 0.0
-    step = freqs[1] - freqs[0]
-    width = max(1, int(CLIFF_WIDTH_HZ / step))
-    edge = int(round(bandwidth / step))
-    below = level[max(0, edge - width):edge + 1]
-    beyond = level[edge + 1:edge + 1 + width]
-    cliff = float(np.median(below) - np.median(beyond)) if below.size and beyond.size else 0.0
+    level = median_filter(10 * np.log10(power + 1e-20), size=5, mode="nearest")
+    width = max(1, int(CLIFF_WIDTH_HZ / (freqs[1] - freqs[0])))
+    # Nearly everything above a codec's band edge lies far below the content just under it
+    # (the 95th percentile, so that a few stray bins do not hide the edge).
+    bandwidth, cliff = float(freqs[-1]), 0.0
+    for k in np.nonzero(freqs >= MIN_EDGE_HZ)[0][:-2]:
+        drop = float(np.median(level[max(0, k - width):k + 1]) - np.percentile(level[k + 1:], 95))
+        if drop >= CLIFF_DB:
+            bandwidth, cliff = float(freqs[k]), drop
+            break
     nyquist = min(info.sample_rate, rate) / 2
-    band_limited = bandwidth < 0.9 * nyquist and cliff >= CLIFF_DB
+    band_limited = cliff >= CLIFF_DB and bandwidth < 0.9 * nyquist
     return CodecHistory(
         container=info.container, codec=info.codec, lossy_container=info.lossy,
         bandwidth_hz=round(bandwidth, 1), cliff_db=round(cliff, 1),

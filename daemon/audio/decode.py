@@ -225,6 +225,8 @@ def _decode_pyav(path: Path, size: int, limits: Limits):
         stream = streams[0]
         ctx = stream.codec_context
         rate = int(ctx.sample_rate or 0)
+        if rate == 0:   # FFmpeg "opens" some random data as a format, with no real stream in it
+            raise _Unrecognised("ffmpeg: no decodable audio stream")
         channels = int(ctx.layout.nb_channels) if ctx.layout else int(getattr(ctx, "channels", 0))
         _check_rate(path, rate)
         if stream.duration and stream.time_base:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
@@ -103,7 +103,7 @@ class CnnEngine:
                 state = {k: fh.get_tensor(k) for k in fh.keys()}
             net = CnnNet(self.meta.net)
             net.load_state_dict(state)
-        except (OSError, KeyError, ValueError, RuntimeError) as exc:
+        except (OSError, KeyError, ValueError, RuntimeError, SafetensorError) as exc:
             raise ModelError(f"{weights}: cannot load CNN weights ({exc})") from None
         self.sha256 = sha256_file(weights)
         self.net = _fuse_batchnorm(net.eval())
@@ -125,7 +125,7 @@ class CnnEngine:
             outs = []
             for start in range(0, frames, CHUNK_FRAMES):
                 lo = max(0, start - MARGIN_FRAMES)
-                hi = min(frames, start + CHUNK_FRAMES + MARGIN_FRAMES)
+                hi = min(total, start + CHUNK_FRAMES + MARGIN_FRAMES)   # right context as in one pass
                 out = self.net(self.melspec.frames(padded, lo, hi))[0]
                 first = (start - lo) // stride
                 outs.append(out[first:first + min(CHUNK_FRAMES, frames - start) // stride])

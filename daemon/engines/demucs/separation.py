@@ -41,12 +41,13 @@ def tiny_htdemucs(seed: int = 0) -> HTDemucs:
 
 
 def load_htdemucs(weights: Path) -> HTDemucs:
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     model = build_htdemucs()
     try:
         model.load_state_dict(load_file(str(weights)), strict=True)
-    except (OSError, RuntimeError) as exc:
+    except (OSError, RuntimeError, SafetensorError) as exc:
         raise ModelError(f"{weights}: cannot load HTDemucs weights ({exc})") from None
     return model.eval()
 
