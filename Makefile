@@ -1,0 +1,42 @@
+# Two commands do all the set-up on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PRESET ?= default
+
+.PHONY: install run test test-fast models train train-quick bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	# torch is pinned here (a local CPU wheel on the build machines); pyproject keeps torch>=2.1
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+models: install
+	$(BIN)/aimusicd models fetch
+
+run: models
+	$(BIN)/aimusicd run --preset $(PRESET)
+
+test: models
+	$(BIN)/python -m pytest
+
+test-fast: install
+	$(BIN)/python -m pytest -m "not weights and not jack and not slow"
+
+train: models
+	$(BIN)/aimusicd train
+
+train-quick: models
+	$(BIN)/aimusicd train --quick
+
+bench: models
+	$(BIN)/python benchmarks/scan.py
+	$(BIN)/python benchmarks/live.py
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -1,0 +1,1 @@
+"""Helpers for the test suite: real audio fixtures, tiny models, a daemon process and clients."""

@@ -1,0 +1,88 @@
+"""Config: packaged defaults, presets merged over them, one clear error per bad key."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+
+import pytest
+
+from daemon.config import available_presets, load_config, to_toml
+from daemon.config.load import packaged_defaults
+from daemon.config.schema import Config
+from daemon.errors import ConfigError
+
+
+def test_packaged_defaults_name_every_key_of_the_schema():
+    data = packaged_defaults()
+    for section in dataclasses.fields(Config):
+        if section.metadata.get("internal"):
+            continue
+        keys = {f.name for f in dataclasses.fields(section.default_factory())}
+        optional = {f.name for f in dataclasses.fields(section.default_factory()) if f.default is None}
+        assert set(data[section.name]) == keys - optional, section.name
+
+
+def test_defaults_load_and_match_the_dataclass_defaults():
+    cfg = load_config()
+    assert cfg.osc.port == 9431 and cfg.osc.reply_port == 9432
+    assert cfg.engines.mode == "auto" and cfg.watch.mode == "full"
+    assert cfg.engines.ai_threshold is None  # unset: the models' calibrated value
+
+
+def test_preset_merges_over_defaults_key_by_key(tmp_path):
+    p = tmp_path / "mine.toml"
+    p.write_text('[osc]\nport = 9999\n[watch]\nfolders = ["/tmp/x"]\n')
+    cfg = load_config(str(p))
+    assert cfg.osc.port == 9999
+    assert cfg.osc.reply_port == 9432            # untouched keys keep the default
+    assert cfg.watch.folders == ["/tmp/x"]       # lists replace, they do not append
+    assert cfg.source == str(p)
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("[osc]\nprot = 1\n", "unknown key [osc].prot; allowed: enabled, host, port"),
+    ("[oscc]\nport = 1\n", "unknown section [oscc]"),
+    ("[osc]\nport = 70000\n", "[osc.port] = 70000 is invalid; expected a whole number from 0 to 65535"),
+    ("[engines]\nmode = \"fast\"\n", "expected one of 'auto', 'full', 'cnn', 'demucs'"),
+    ("[watch]\npolling = \"yes\"\n", "expected true or false"),
+    ("[watch]\nfolders = \"/music\"\n", "expected a list of strings"),
+    ("[engines]\nai_threshold = 0.2\nhuman_threshold = 0.5\n", "must be below ai_threshold"),
+    ("[osc\nport = 1\n", "invalid TOML"),
+])
+def test_bad_preset_gives_one_clear_error_naming_file_and_key(tmp_path, text, needle):
+    p = tmp_path / "bad.toml"
+    p.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_config(str(p))
+    msg = str(err.value)
+    assert str(p) in msg and needle in msg and "\n" not in msg
+
+
+def test_unknown_preset_name_lists_the_available_ones():
+    with pytest.raises(ConfigError, match="not found.*default"):
+        load_config("no-such-preset")
+
+
+def test_every_shipped_preset_loads_and_validates():
+    presets = available_presets()
+    expected = {"default", "reaper-bounces", "ableton-exports", "bitwig-exports", "logic-bounces",
+                "submissions-inbox", "live-monitor"}
+    assert expected <= set(presets)
+    for name in presets:
+        cfg = load_config(name)
+        assert to_toml(cfg)
+
+
+def test_config_check_prints_the_merged_result_and_rejects_bad_presets(tmp_path):
+    ok = subprocess.run([sys.executable, "-m", "daemon", "config", "check", "submissions-inbox"],
+                        capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    assert "polling = true" in ok.stdout and "[reports]" in ok.stdout
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[live]\nhop_s = -1\n")
+    out = subprocess.run([sys.executable, "-m", "daemon", "config", "check", str(bad)],
+                         capture_output=True, text=True)
+    assert out.returncode == 2
+    assert out.stderr.strip().count("\n") == 0 and "[live.hop_s]" in out.stderr

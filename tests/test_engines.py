@@ -1,0 +1,151 @@
+"""The engines on real arrays: the CNN's chunked inference, the Demucs features and excerpts,
+the logistic model and the fusion's verdicts (tiny random models: plumbing, not accuracy)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from daemon.engines.cnn import CnnEngine, CnnModelMeta, CnnNet, LogMel, MelConfig, NetConfig, save_cnn
+from daemon.engines.demucs.engine import choose_excerpts
+from daemon.engines.demucs.features import FEATURE_NAMES, aggregate, excerpt_features
+from daemon.engines.demucs.separation import Separator, tiny_htdemucs
+from daemon.engines.fusion import fusion_inputs
+from daemon.engines.logistic import LogisticModel
+from daemon.errors import ModelError
+from support.audio import music
+
+
+def test_logmel_in_chunks_equals_logmel_whole():
+    mel = LogMel(MelConfig())
+    x = torch.from_numpy(music(5, 44100).mean(axis=0))[None]
+    whole = mel(x)
+    padded = mel.pad(x)
+    parts = torch.cat([mel.frames(padded, lo, min(lo + 37, whole.shape[-1]))
+                       for lo in range(0, whole.shape[-1], 37)], dim=-1)
+    assert whole.shape == (1, 1, 128, x.shape[-1] // 1024 + 1)
+    assert torch.allclose(whole, parts, atol=1e-5)
+
+
+def test_cnn_engine_chunked_track_pass_equals_one_pass(tiny_models):
+    engine = tiny_models.cnn()
+    mono = music(70, 44100, seed=2).mean(axis=0)    # longer than one 1024-frame chunk
+    chunked = engine.frame_logits(mono)
+    with torch.inference_mode():
+        whole = engine.net(engine.melspec(torch.from_numpy(mono)[None]))[0].numpy()
+    assert len(chunked) == len(whole)
+    assert np.allclose(chunked, whole, atol=1e-5)
+
+
+def test_batchnorm_folding_keeps_outputs(tmp_path):
+    torch.manual_seed(1)
+    net = CnnNet(NetConfig()).train()
+    with torch.no_grad():            # give BatchNorm non-trivial running statistics
+        for _ in range(3):
+            net(torch.randn(4, 1, 128, 64))
+    net.eval()
+    path = tmp_path / "cnn.safetensors"
+    save_cnn(path, net, CnnModelMeta("t", NetConfig(), MelConfig()))
+    engine = CnnEngine(path)
+    x = torch.randn(2, 1, 128, 64)
+    with torch.inference_mode():
+        assert torch.allclose(net(x), engine.net(x), atol=1e-4)
+
+
+def test_track_windows_cover_the_whole_track(tiny_models):
+    ev = tiny_models.cnn().score_track(music(19, 44100))
+    assert ev.windows[0].start == 0.0
+    assert abs(ev.windows[-1].end - 19.0) < 0.5
+    assert all(0 <= w.p <= 1 for w in ev.windows)
+    assert all(b.start > a.start for a, b in zip(ev.windows, ev.windows[1:]))
+    assert 0 <= ev.probability_ai <= 1 and len(ev.model_sha256) == 64
+
+
+def test_missing_or_corrupt_cnn_weights_are_clear_errors(tmp_path):
+    with pytest.raises(ModelError, match="CNN weights not found"):
+        CnnEngine(tmp_path / "nope.safetensors")
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not a safetensors file")
+    with pytest.raises(ModelError, match="cannot load CNN weights"):
+        CnnEngine(bad)
+
+
+def test_residual_is_zero_when_the_stems_sum_to_the_mix():
+    x = music(8, 44100)
+    stems = np.stack([x * 0.5, x * 0.25, x * 0.125, x * 0.125])
+    f = excerpt_features(x, stems, 44100)
+    assert set(f) == set(FEATURE_NAMES)
+    assert f["residual_db"] < -100
+    assert f["stem_fraction_drums"] > f["stem_fraction_bass"] > f["stem_fraction_vocals"]
+    assert f["bleed_envelope_corr"] > 0.99          # identical envelopes: total bleed
+
+
+def test_residual_features_grow_with_the_residual():
+    rng = np.random.default_rng(0)
+    x = music(8, 44100)
+    stems = np.stack([x * 0.25] * 4)
+    quiet = excerpt_features(x, stems - 0.001 * rng.standard_normal(stems.shape).astype(np.float32), 44100)
+    loud = excerpt_features(x, stems - 0.02 * rng.standard_normal(stems.shape).astype(np.float32), 44100)
+    assert loud["residual_db"] > quiet["residual_db"] + 20
+    assert aggregate([quiet, loud])["residual_db"] == pytest.approx(
+        (quiet["residual_db"] + loud["residual_db"]) / 2)
+
+
+def test_excerpts_avoid_silence_and_spread_over_the_track():
+    rate, seg = 44100, 44100 * 8
+    x = np.zeros((2, rate * 120), np.float32)
+    for start in (10, 50, 95):                  # three loud passages in silence
+        x[:, start * rate:(start + 12) * rate] = music(12, rate, seed=start)
+    spans = choose_excerpts(x, seg, 3)
+    assert len(spans) == 3
+    for s, e in spans:
+        assert e - s == seg
+        assert np.abs(x[:, s:e]).mean() > 0.01     # each excerpt has music in it
+    assert spans[0][0] < 40 * rate < spans[1][0] < 80 * rate < spans[2][0]
+
+
+def test_short_track_is_one_excerpt():
+    assert choose_excerpts(np.zeros((2, 1000)), 5000, 3) == [(0, 1000)]
+
+
+def test_tiny_htdemucs_separates_to_four_stems():
+    sep = Separator(tiny_htdemucs())
+    x = music(3, 44100)[None]
+    stems = sep.separate(x)
+    assert stems.shape == (1, 4, 2, x.shape[-1])
+    assert np.isfinite(stems).all()
+    with pytest.raises(ValueError):
+        sep.separate(np.zeros((1, 2, sep.segment_samples + 1), np.float32))
+
+
+def test_logistic_fit_separates_and_round_trips():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((400, 3))
+    y = (x[:, 0] - 2 * x[:, 2] + 0.3 * rng.standard_normal(400) > 0).astype(int)
+    m = LogisticModel.fit(["a", "b", "c"], x, y, l2=0.1)
+    acc = np.mean((m.logit(x) > 0) == y)
+    assert acc > 0.95
+    assert m.coef[0] > 0 > m.coef[2] and abs(m.coef[1]) < abs(m.coef[0]) / 3
+    again = LogisticModel.from_dict(m.to_dict())
+    assert np.allclose(again.logit(x), m.logit(x))
+
+
+def test_fusion_labels_and_tiering(tiny_models):
+    fusion = tiny_models.fusion()
+    assert fusion.label(0.95) == "ai" and fusion.label(0.05) == "human" and fusion.label(0.5) == "uncertain"
+    assert fusion.demucs_wanted(0.5, lossy=False) == "cnn uncertain"
+    assert fusion.demucs_wanted(0.95, lossy=False) is None
+    assert fusion.demucs_wanted(0.85, lossy=True) == "lossy input and weak cnn evidence"
+    v = fusion.combine(2.0, -2.0, lossy=False)
+    assert v.decided_by == "cnn+demucs" and v.probability_ai == pytest.approx(0.5)
+    assert fusion.combine(3.0, None, lossy=False).decided_by == "cnn"
+    assert fusion.combine(None, 3.0, lossy=False).decided_by == "demucs"
+    assert set(fusion_inputs(1.0, None, True)) == {"lossy", "cnn_logit", "cnn_logit_x_lossy"}
+
+
+def test_config_thresholds_override_the_models(tiny_models):
+    fusion = tiny_models.fusion(ai_threshold=0.99)
+    assert fusion.label(0.95) == "uncertain"
+    with pytest.raises(ModelError, match="must be below"):
+        tiny_models.fusion(ai_threshold=0.1)
