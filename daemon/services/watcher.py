@@ -1,7 +1,7 @@
 """Watched export folders: a file counts only once its writer has finished.
 
-Linux (inotify): a file is ready after a close-after-write or after being renamed into place, and
-a short quiet spell. Polling mode (network shares, where no events arrive) and other platforms:
+Linux (inotify): a file is ready after a close-after-write, or after appearing without being opened
+(renamed or moved in from elsewhere), and a short quiet spell. Polling mode (network shares, where no events arrive) and other platforms:
 size and mtime unchanged for `settle_s`. Either way a WAV/AIFF whose header still promises more
 audio than the file holds is not ready yet; after INCOMPLETE_GIVE_UP_S without change it is handed
 on anyway, so that the analysis reports the truncation instead of the file silently waiting.
@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Callable
 
 from watchdog.events import (
-    FileClosedEvent, FileCreatedEvent, FileModifiedEvent, FileMovedEvent, FileSystemEventHandler,
+    FileClosedEvent, FileCreatedEvent, FileModifiedEvent, FileMovedEvent, FileOpenedEvent,
+    FileSystemEventHandler,
 )
 from watchdog.observers import Observer
 from watchdog.observers.polling import PollingObserver
@@ -45,6 +46,7 @@ class _Pending:
     mtime: float
     changed: float          # monotonic time of the last observed change
     closed: bool            # the writer closed it (or renamed it into place) since that change
+    opened: bool = False    # some writer has it open (created files that nobody opens were moved in)
 
 
 class FolderWatcher:
@@ -122,7 +124,14 @@ class FolderWatcher:
         if settled:   # found by a scan: as good as closed and quiet, but an unfinished header still waits
             now -= max(self.cfg.settle_s, QUIET_AFTER_CLOSE_S)
         with self._lock:
-            self._pending[path] = _Pending(st.st_size, st.st_mtime, now, closed)
+            previous = self._pending.get(path)
+            opened = previous.opened and not closed if previous else False
+            self._pending[path] = _Pending(st.st_size, st.st_mtime, now, closed, opened)
+
+    def note_opened(self, path: Path) -> None:
+        with self._lock:
+            if path in self._pending:
+                self._pending[path].opened = True
 
     # -- the settle loop -------------------------------------------------------------------------
     def _run(self) -> None:
@@ -150,7 +159,7 @@ class FolderWatcher:
                 continue
             quiet = now - p.changed
             if self.use_close_events:
-                ready = p.closed and quiet >= QUIET_AFTER_CLOSE_S
+                ready = (p.closed or not p.opened) and quiet >= QUIET_AFTER_CLOSE_S
             else:
                 ready = quiet >= self.cfg.settle_s
             if not ready:
@@ -195,5 +204,7 @@ class _Handler(FileSystemEventHandler):
             self.watcher.note(Path(event.dest_path), closed=True)
         elif isinstance(event, FileClosedEvent):
             self.watcher.note(Path(event.src_path), closed=True)
+        elif isinstance(event, FileOpenedEvent):
+            self.watcher.note_opened(Path(event.src_path))
         elif isinstance(event, (FileCreatedEvent, FileModifiedEvent)):
             self.watcher.note(Path(event.src_path), closed=False)
