@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from daemon.services.store import MAX_ATTEMPTS, Store
+from daemon.services.store import MAX_INTERRUPTIONS, Store
 
 
 def test_job_life_cycle_and_history(tmp_path):
@@ -12,7 +12,7 @@ def test_job_life_cycle_and_history(tmp_path):
     job = store.add("/music/a.wav", "full", "watch", size=10, mtime=1.0, sha256="ab")
     assert job.state == "queued" and job.stage == "cnn"
     claimed = store.claim("cnn")
-    assert claimed.id == job.id and claimed.state == "running" and claimed.attempts == 1
+    assert claimed.id == job.id and claimed.state == "running" and claimed.interruptions == 0
     assert store.claim("cnn") is None
     store.to_stage(job.id, "demucs", "uncertain", 0.5, "ab")
     assert store.get(job.id).state == "queued" and store.get(job.id).preliminary == "uncertain"
@@ -56,7 +56,7 @@ def test_an_acknowledged_job_survives_a_new_process_and_running_jobs_are_requeue
 def test_a_job_that_keeps_crashing_the_daemon_is_failed_not_retried_forever(tmp_path):
     store = Store(tmp_path / "q.sqlite")
     job = store.add("/poison.wav", "cnn", "watch")
-    for _ in range(MAX_ATTEMPTS):
+    for _ in range(MAX_INTERRUPTIONS):
         store.claim("cnn")
         store.recover()
     final = store.get(job.id)

@@ -122,15 +122,14 @@ def _check_file(path: Path, limits: Limits) -> int:
 
 
 def incomplete_reason(path: Path) -> str | None:
-    """Why a WAV/AIFF file looks unfinished (a writer may still be at work), or None."""
+    """Why a WAV/AIFF file looks unfinished (a writer may still be at work), or None. An empty
+    file is not "unfinished": it fails as empty, and if content arrives later it is a new file."""
     try:
         size = path.stat().st_size
         with path.open("rb") as fh:
             head = fh.read(4096)
     except OSError as exc:
         return f"cannot read ({exc.strerror})"
-    if size == 0:
-        return "empty file (0 bytes)"
     return _iff_truncation(head, size)
 
 

@@ -23,3 +23,4 @@ def apply_threads(cfg: Config) -> None:
 
 def set_log_level(cfg: Config) -> None:
     logging.getLogger().setLevel(cfg.daemon.log_level.upper())
+    logging.getLogger("watchdog").setLevel(logging.WARNING)   # its debug lines are per inotify event

@@ -81,16 +81,21 @@ class Daemon:
                 log.error("live input not started: %s", exc)
         log.info("aimusicd ready")
 
-    def stop(self) -> None:
+    def stop(self) -> bool:
+        """Stop every service; False if a job was still running (it stays 'running' in the store
+        and is re-queued at the next start)."""
         log.info("aimusicd stopping")
         if self.watcher:
             self.watcher.stop()
         self.stop_live()
         if self.osc:
             self.osc.stop()
-        if not self.runner.stop(STOP_GRACE_S):
+        finished = self.runner.stop(STOP_GRACE_S)
+        if not finished:
             log.warning("a job was still running; it is re-queued at the next start")
+        self.store.close()
         log.info("aimusicd stopped")
+        return finished
 
     def run_forever(self) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -98,7 +103,11 @@ class Daemon:
         self.start()
         while not self._stop.wait(0.5):
             pass
-        self.stop()
+        if not self.stop():
+            # A worker is still inside a long torch call; interpreter shutdown would abort under
+            # it. Everything is committed and logged, so leave without waiting for it.
+            logging.shutdown()
+            os._exit(0)
         return 0
 
     # -- folder watching -------------------------------------------------------------------------

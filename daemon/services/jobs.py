@@ -66,7 +66,7 @@ class JobRunner:
         for job in requeued:
             log.warning("re-queued #%d %s (interrupted by a stop or crash)", job.id, job.path)
         for job in failed:
-            log.error("failed #%d %s: interrupted %d times", job.id, job.path, job.attempts)
+            log.error("failed #%d %s: interrupted %d times", job.id, job.path, job.interruptions)
         for stage, loop in (("cnn", self._cnn_step), ("demucs", self._demucs_step)):
             t = threading.Thread(target=self._loop, args=(stage, loop), name=f"{stage}-worker",
                                  daemon=True)

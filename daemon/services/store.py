@@ -2,7 +2,7 @@
 
 A job is written and committed before it is acknowledged. Its state moves queued -> running ->
 done | failed, in transactions, so after a crash every job is in exactly one state: running jobs
-are re-queued at the next start (and failed after MAX_ATTEMPTS crashes, so that one poison file
+are re-queued at the next start (and failed after MAX_INTERRUPTIONS, so that one poison file
 cannot crash the daemon forever), done jobs are never run again.
 """
 
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-MAX_ATTEMPTS = 3
+MAX_INTERRUPTIONS = 3
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -31,7 +31,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     size          INTEGER,
     mtime         REAL,
     sha256        TEXT,
-    attempts      INTEGER NOT NULL DEFAULT 0,
+    interruptions INTEGER NOT NULL DEFAULT 0,   -- stops or crashes while it was running
     created       REAL    NOT NULL,
     started       REAL,
     finished      REAL,
@@ -64,7 +64,7 @@ class Job:
     size: int | None
     mtime: float | None
     sha256: str | None
-    attempts: int
+    interruptions: int
     created: float
     started: float | None
     finished: float | None
@@ -154,7 +154,7 @@ class Store:
                 self._db.execute("COMMIT")
                 return None
             self._db.execute(
-                "UPDATE jobs SET state='running', started=?, attempts=attempts+1 WHERE id=?",
+                "UPDATE jobs SET state='running', started=? WHERE id=?",
                 (time.time(), row["id"]))
             self._db.execute("COMMIT")
             return self._one("SELECT * FROM jobs WHERE id=?", (row["id"],))
@@ -188,14 +188,17 @@ class Store:
             requeued, failed = [], []
             for row in rows:
                 job = Job(**dict(row))
-                if job.attempts >= MAX_ATTEMPTS:
+                job.interruptions += 1
+                if job.interruptions >= MAX_INTERRUPTIONS:
                     self._db.execute(
-                        "UPDATE jobs SET state='failed', finished=?, error=? WHERE id=?",
-                        (time.time(), f"{job.path}: analysis was interrupted {job.attempts} times "
-                         "(the daemon stopped or crashed during it); giving up", job.id))
+                        "UPDATE jobs SET state='failed', interruptions=?, finished=?, error=? WHERE id=?",
+                        (job.interruptions, time.time(), f"{job.path}: analysis was interrupted "
+                         f"{job.interruptions} times (the daemon stopped or crashed during it); giving up",
+                         job.id))
                     failed.append(job)
                 else:
-                    self._db.execute("UPDATE jobs SET state='queued' WHERE id=?", (job.id,))
+                    self._db.execute("UPDATE jobs SET state='queued', interruptions=? WHERE id=?",
+                                     (job.interruptions, job.id))
                     requeued.append(job)
             self._db.execute("COMMIT")
             return requeued, failed
