@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 
-import torch
-
 from ..config import Config
 
 
@@ -18,6 +16,8 @@ def add_preset_argument(parser) -> None:
 
 def apply_threads(cfg: Config) -> None:
     if cfg.engines.threads:
+        import torch  # here, not at the top: light commands (send, status) must start fast
+
         torch.set_num_threads(cfg.engines.threads)
 
 

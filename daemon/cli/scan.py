@@ -7,11 +7,9 @@ import sys
 import time
 from pathlib import Path
 
-from ..analysis import Analyzer
 from ..config import MODES, load_config, reports_path_for
 from ..errors import AimusicError
 from ..files import audio_files_in
-from ..report import write_report
 from .common import add_preset_argument, apply_threads
 
 
@@ -32,6 +30,9 @@ def _line(verdict: str, prob: str, engines: str, seconds: str, path: str) -> str
 
 
 def run(args) -> int:
+    from ..analysis import Analyzer
+    from ..report import write_report
+
     cfg = load_config(args.preset)
     apply_threads(cfg)
     mode = args.mode or cfg.engines.mode

@@ -27,8 +27,8 @@ def add_parser(sub) -> None:
     p.add_argument("--host", help="daemon host (default: [osc] host)")
     p.add_argument("--port", type=int, help="daemon port (default: [osc] port)")
     p.add_argument("--listen-port", type=int,
-                   help="where to wait for replies (default: [osc] reply_port, or any free port "
-                        "when the daemon replies to source ports)")
+                   help="where to wait for replies (default: any free port; the [osc] reply_port "
+                        "when the daemon replies only there)")
     p.add_argument("--timeout", type=float, help="seconds to wait (default 5; 900 for analyze)")
     p.add_argument("--no-wait", action="store_true", help="for analyze: stop at /aimusic/queued")
     p.add_argument("--json", action="store_true", help="print each reply as a JSON object")
@@ -79,7 +79,7 @@ def run(args) -> int:
         answer = client.request(args.address, values, timeout, req=req, on_message=show,
                                 answers=(osc.QUEUED,) if args.no_wait else None)
     if answer is None:
-        print(f"aimusicd: no answer from {client.host}:{client.port} within {timeout:g} s "
+        print(f"aimusicd: no answer from {client.host}:{client.port} "
               "(is the daemon running? `aimusicd run`)", file=sys.stderr)
         return EXIT_TIMEOUT
     return 1 if answer.address == osc.ERROR else 0

@@ -7,8 +7,6 @@ import sys
 from pathlib import Path
 
 from ..config import cache_dir, load_config
-from ..engines.cnn import PACKAGED_WEIGHTS
-from ..engines.demucs.weights import WeightStore
 from .common import add_preset_argument
 
 
@@ -29,7 +27,9 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from ..training.pipeline import run_training   # heavy imports only for this command
+    from ..engines.cnn import PACKAGED_WEIGHTS   # heavy imports only for this command
+    from ..engines.demucs.weights import WeightStore
+    from ..training.pipeline import run_training
 
     cfg = load_config(args.preset)
     cache = cache_dir(cfg)
