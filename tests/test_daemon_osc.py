@@ -44,6 +44,17 @@ def test_analyze_replies_queued_then_result_echoing_the_request_id(daemon, wav):
     assert job["state"] == "done" and job["req_id"] == 77 and job["source"] == "osc"
 
 
+def test_replies_echo_the_path_as_the_client_wrote_it(daemon, wav):
+    d = daemon()
+    path = wav("real.wav")
+    link = d.root / "alias.wav"
+    link.symlink_to(path)
+    d.send("/aimusic/analyze", str(link), 8)
+    assert d.client.wait_for("/aimusic/queued").args == (8, str(link))
+    assert d.client.wait_for("/aimusic/result", 30).args[1] == str(link)
+    assert d.jobs()[0]["path"] == str(path.resolve())       # the analysis used the resolved file
+
+
 def test_pd_style_float_request_id_is_accepted(daemon, wav):
     d = daemon()
     path = wav("pd.wav")
@@ -149,8 +160,7 @@ def test_subscribers_get_results_of_watched_files(daemon, wav):
 
 
 def test_aimusicd_send_and_status_cli(daemon, wav):
-    d = daemon()
-    d.client.close()   # the CLI listens on the reply port itself
+    d = daemon()        # d.client keeps the reply port: the CLI listens on a port of its own
     base = [sys.executable, "-m", "daemon"]
     ping = subprocess.run(base + ["send", "/aimusic/ping", "--preset", str(d.preset)],
                           capture_output=True, text=True, timeout=30)
@@ -165,6 +175,13 @@ def test_aimusicd_send_and_status_cli(daemon, wav):
     bad = subprocess.run(base + ["send", "/aimusic/analyze", "/etc/hostname", "--preset", str(d.preset)],
                          capture_output=True, text=True, timeout=30)
     assert bad.returncode == 1 and "outside the allowed roots" in bad.stdout
+    t0 = time.monotonic()
+    d.stop()
+    gone = subprocess.run(base + ["send", "/aimusic/analyze", str(path), "--preset", str(d.preset)],
+                          capture_output=True, text=True, timeout=60)
+    assert gone.returncode == 3 and "is the daemon running" in gone.stderr
+    assert time.monotonic() - t0 < 20            # no daemon: it gives up fast, not after 900 s
+    d.start()
     status = subprocess.run(base + ["status", "--preset", str(d.preset)], capture_output=True,
                             text=True, timeout=30)
     assert status.returncode == 0 and "running (aimusicd" in status.stdout and "done      1" in status.stdout

@@ -43,7 +43,7 @@ class OscConfig:
     host: str = "127.0.0.1"
     port: int = opt(9431, min=0, max=65535)
     reply_port: int = opt(9432, min=1, max=65535)
-    reply_to: str = opt("reply_port", choices=("reply_port", "source_port"))
+    reply_to: str = opt("both", choices=("both", "reply_port", "source_port"))
     allowed_senders: list[str] = opt(factory=list)
     allowed_roots: list[str] = opt(factory=list)
     max_packet_bytes: int = opt(8192, min=64, max=65507)

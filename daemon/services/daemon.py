@@ -41,7 +41,7 @@ class Daemon:
             Handlers(self.osc, self)
         self.watcher = FolderWatcher(cfg.watch, self._on_file_ready) if cfg.watch.enabled else None
         self.live: LiveMonitor | None = None
-        self._live_targets: set[Address] = set()
+        self._live_requesters: set[Address] = set()
         roots = cfg.osc.allowed_roots or [*cfg.watch.folders, "~"]
         self.allowed_roots = [expand(r).resolve() for r in roots]
         self._stop = threading.Event()
@@ -139,23 +139,23 @@ class Daemon:
         if self.osc is None or event.kind == "queued":
             return
         job = event.job
-        requester = ((job.reply_host, job.reply_port),) if job.source == "osc" and job.reply_host else ()
+        requester = (job.sender,) if job.sender else ()
         if event.kind == "preliminary":
             r = event.report
-            self.osc.push(osc.PRELIMINARY, job.request_id, job.path, r.verdict, r.probability_ai,
-                          r.cnn.probability_ai if r.cnn else -1.0, also=requester)
+            self.osc.push(osc.PRELIMINARY, job.request_id, job.reply_path, r.verdict, r.probability_ai,
+                          r.cnn.probability_ai if r.cnn else -1.0, senders=requester)
         elif event.kind == "result":
-            self.osc.push(osc.RESULT, job.request_id, job.path, job.verdict, job.probability_ai,
+            self.osc.push(osc.RESULT, job.request_id, job.reply_path, job.verdict, job.probability_ai,
                           -1.0 if job.cnn_prob is None else job.cnn_prob,
                           -1.0 if job.demucs_prob is None else job.demucs_prob,
-                          job.report_path or "", also=requester)
+                          job.report_path or "", senders=requester)
         elif event.kind == "failed":
-            self.osc.push(osc.ERROR, job.request_id, osc.ANALYZE, event.message, also=requester)
+            self.osc.push(osc.ERROR, job.request_id, osc.ANALYZE, event.message, senders=requester)
 
     # -- live input ------------------------------------------------------------------------------
     def start_live(self, device: str | None, requester: Address | None) -> None:
         if requester:
-            self._live_targets.add(requester)
+            self._live_requesters.add(requester)
         if self.live and self.live.active:
             return
         cnn, fusion = self.analyzer.cnn, self.analyzer.fusion
@@ -175,16 +175,16 @@ class Daemon:
             stats = self.live.stats()
             log.info("live input stopped: %d scores, %d overflows, latency p50 %.0f ms p99 %.0f ms",
                      stats.scores, stats.overflows, stats.latency_p50_ms, stats.latency_p99_ms)
-        self._live_targets.clear()
+        self._live_requesters.clear()
 
     def _on_live_score(self, p: float, smoothed: float, verdict: str) -> None:
         if self.osc:
-            self.osc.push(osc.LIVE_SCORE, p, smoothed, verdict, also=tuple(self._live_targets))
+            self.osc.push(osc.LIVE_SCORE, p, smoothed, verdict, senders=tuple(self._live_requesters))
 
     def _on_live_alert(self, p: float, since_s: float) -> None:
         log.warning("live input sounds AI-generated: p=%.2f for %.0f s", p, since_s)
         if self.osc:
-            self.osc.push(osc.LIVE_ALERT, p, since_s, also=tuple(self._live_targets))
+            self.osc.push(osc.LIVE_ALERT, p, since_s, senders=tuple(self._live_requesters))
 
     def _on_live_capture(self, path: Path) -> None:
         if self.cfg.live.demucs_check:

@@ -44,10 +44,11 @@ class JobRunner:
 
     # -- submission ------------------------------------------------------------------------------
     def submit(self, path: str, mode: str, source: str, *, req_id: int | None = None,
-               reply: tuple[str, int] | None = None, size: int | None = None,
-               mtime: float | None = None, sha256: str | None = None) -> Job:
-        job = self.store.add(path, mode, source, req_id=req_id, reply=reply, size=size, mtime=mtime,
-                             sha256=sha256, max_pending=self.cfg.jobs.max_queued)
+               request_path: str | None = None, sender: tuple[str, int] | None = None,
+               size: int | None = None, mtime: float | None = None, sha256: str | None = None) -> Job:
+        job = self.store.add(path, mode, source, req_id=req_id, request_path=request_path,
+                             sender=sender, size=size, mtime=mtime, sha256=sha256,
+                             max_pending=self.cfg.jobs.max_queued)
         if job is None:
             raise QueueFullError(
                 f"queue full ({self.cfg.jobs.max_queued} jobs waiting); {path} was not accepted")

@@ -24,8 +24,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     mode          TEXT    NOT NULL,
     source        TEXT    NOT NULL,            -- watch | osc | live | cli
     req_id        INTEGER,                     -- the OSC request id echoed in replies
-    reply_host    TEXT,
-    reply_port    INTEGER,
+    request_path  TEXT,                        -- the path as the OSC client wrote it (echoed)
+    sender_host   TEXT,                        -- the OSC client: replies are routed from it
+    sender_port   INTEGER,
     state         TEXT    NOT NULL,            -- queued | running | done | failed
     stage         TEXT    NOT NULL,            -- cnn | demucs: which worker takes it next
     size          INTEGER,
@@ -57,8 +58,9 @@ class Job:
     mode: str
     source: str
     req_id: int | None
-    reply_host: str | None
-    reply_port: int | None
+    request_path: str | None
+    sender_host: str | None
+    sender_port: int | None
     state: str
     stage: str
     size: int | None
@@ -79,6 +81,14 @@ class Job:
     @property
     def request_id(self) -> int:
         return self.req_id if self.req_id is not None else self.id
+
+    @property
+    def reply_path(self) -> str:
+        return self.request_path or self.path
+
+    @property
+    def sender(self) -> tuple[str, int] | None:
+        return (self.sender_host, self.sender_port) if self.sender_host else None
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -107,7 +117,8 @@ class Store:
 
     # -- submission ------------------------------------------------------------------------------
     def add(self, path: str, mode: str, source: str, *, req_id: int | None = None,
-            reply: tuple[str, int] | None = None, size: int | None = None,
+            request_path: str | None = None, sender: tuple[str, int] | None = None,
+            size: int | None = None,
             mtime: float | None = None, sha256: str | None = None, max_pending: int | None = None) -> Job | None:
         """Insert a queued job and commit; None if `max_pending` jobs are already waiting."""
         stage = "demucs" if mode == "demucs" else "cnn"
@@ -121,10 +132,10 @@ class Store:
                         self._db.execute("ROLLBACK")
                         return None
                 cur = self._db.execute(
-                    "INSERT INTO jobs (path, mode, source, req_id, reply_host, reply_port, state, stage,"
-                    " size, mtime, sha256, created) VALUES (?,?,?,?,?,?,'queued',?,?,?,?,?)",
-                    (path, mode, source, req_id, reply[0] if reply else None,
-                     reply[1] if reply else None, stage, size, mtime, sha256, time.time()),
+                    "INSERT INTO jobs (path, mode, source, req_id, request_path, sender_host, sender_port,"
+                    " state, stage, size, mtime, sha256, created) VALUES (?,?,?,?,?,?,?,'queued',?,?,?,?,?)",
+                    (path, mode, source, req_id, request_path, sender[0] if sender else None,
+                     sender[1] if sender else None, stage, size, mtime, sha256, time.time()),
                 )
                 self._db.execute("COMMIT")
             except BaseException:

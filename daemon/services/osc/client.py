@@ -19,16 +19,19 @@ ANSWERS = {
 }
 
 
+ACK_TIMEOUT_S = 5.0   # a running daemon acknowledges any request at once
+
+
 class OscClient:
-    """Listens where the daemon replies: the configured reply port, or (when the daemon replies to
-    source ports) this socket's own port."""
+    """Listens where the daemon replies: this socket's own port (the daemon replies to source
+    ports unless its preset says reply_to = "reply_port"), or the reply port."""
 
     def __init__(self, cfg: Config, host: str | None = None, port: int | None = None,
                  listen_port: int | None = None):
         self.host = host or ("127.0.0.1" if cfg.osc.host in ("0.0.0.0", "::", "") else cfg.osc.host)
         self.port = port or cfg.osc.port
         listen = listen_port if listen_port is not None else (
-            0 if cfg.osc.reply_to == "source_port" else cfg.osc.reply_port)
+            cfg.osc.reply_port if cfg.osc.reply_to == "reply_port" else 0)
         self.sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET,
                                   socket.SOCK_DGRAM)
         try:
@@ -49,11 +52,18 @@ class OscClient:
                 answers: tuple[str, ...] | None = None, req: Any = None,
                 on_message: Callable[[osc.Message], None] | None = None) -> osc.Message | None:
         """Send, then collect replies (those echoing `req`, if given) until one of `answers` (or
-        an /aimusic/error) arrives; returns it, or None on timeout."""
+        an /aimusic/error) arrives; returns it, or None on timeout. Gives up after ACK_TIMEOUT_S
+        if nothing at all comes back (no daemon), however long the answer itself may take."""
         answers = ANSWERS.get(address, ()) if answers is None else answers
         self.sock.sendto(osc.encode(address, *args), (self.host, self.port))
-        deadline = time.monotonic() + timeout
+        started = time.monotonic()
+        deadline = started + timeout
+        heard = False
         while (remaining := deadline - time.monotonic()) > 0:
+            if not heard:
+                remaining = min(remaining, started + ACK_TIMEOUT_S - time.monotonic())
+                if remaining <= 0:
+                    break
             self.sock.settimeout(remaining)
             try:
                 data, _ = self.sock.recvfrom(65536)
@@ -62,6 +72,7 @@ class OscClient:
                 break
             except osc.MalformedPacket:
                 continue
+            heard = True
             for msg in messages:
                 if req is not None and not (msg.args and msg.args[0] == req):
                     continue

@@ -63,11 +63,11 @@ class Handlers:
             st = path.stat()
             job = self.daemon.runner.submit(
                 str(path), mode, "osc", req_id=None if req == NO_REQUEST else req,
-                reply=self.server.reply_target(sender), size=st.st_size, mtime=st.st_mtime,
+                request_path=args[0], sender=sender, size=st.st_size, mtime=st.st_mtime,
             )
         except AimusicError as exc:
             raise RequestError(req, str(exc)) from None
-        self.server.reply(sender, QUEUED, job.request_id, str(path))
+        self.server.reply(sender, QUEUED, job.request_id, job.reply_path)
 
     def _allowed_path(self, raw: str, req: int) -> Path:
         if not os.path.isabs(raw):
@@ -95,13 +95,11 @@ class Handlers:
         )
 
     def live_start(self, msg: Message, sender: Address) -> None:
-        device = msg.args[0] if msg.args else ""
-        if _int(device) is not None:
-            device = str(_int(device))        # a device index
-        elif not isinstance(device, str):
-            raise RequestError(NO_REQUEST, "usage: /aimusic/live/start [s:device]")
+        # Only a string names a device ("3" for an index): buttons that send their value (1.0)
+        # must not silently pick device number 1.
+        device = msg.args[0] if msg.args and isinstance(msg.args[0], str) else ""
         try:
-            self.daemon.start_live(device or None, requester=self.server.reply_target(sender))
+            self.daemon.start_live(device or None, requester=sender)
         except AimusicError as exc:
             raise RequestError(NO_REQUEST, str(exc)) from None
         self.server.reply(sender, LIVE_STATE, 1)
@@ -120,8 +118,9 @@ class Handlers:
                           s.latency_p99_ms, s.overflows)
 
     def _subscriber(self, msg: Message, sender: Address) -> Address:
+        """The explicit host and port, or else where replies to this sender go (its reply port)."""
         if not msg.args:
-            return self.server.reply_target(sender)
+            return self.server.reply_targets(sender)[0]
         if len(msg.args) != 2 or not isinstance(msg.args[0], str) or _int(msg.args[1]) is None:
             raise RequestError(NO_REQUEST, f"usage: {msg.address} [s:host i:port]")
         port = _int(msg.args[1])

@@ -59,8 +59,9 @@ class OscServer:
         self.port = sock.getsockname()[1]
         self._thread = threading.Thread(target=self._serve, name="osc-server", daemon=True)
         self._thread.start()
-        log.info("OSC listening on %s:%d (replies to %s)", self.cfg.host, self.port,
-                 "the source port" if self.cfg.reply_to == "source_port" else f"port {self.cfg.reply_port}")
+        where = {"reply_port": f"port {self.cfg.reply_port}", "source_port": "the source port",
+                 "both": f"port {self.cfg.reply_port} and the source port"}[self.cfg.reply_to]
+        log.info("OSC listening on %s:%d (replies to %s)", self.cfg.host, self.port, where)
 
     def stop(self) -> None:
         self._stop.set()
@@ -70,8 +71,14 @@ class OscServer:
             self._sock.close()
 
     # -- sending ---------------------------------------------------------------------------------
-    def reply_target(self, sender: Address) -> Address:
-        return sender if self.cfg.reply_to == "source_port" else (sender[0], self.cfg.reply_port)
+    def reply_targets(self, sender: Address) -> tuple[Address, ...]:
+        """Where replies to `sender` go, per [osc] reply_to (each target once)."""
+        port_target = (sender[0], self.cfg.reply_port)
+        if self.cfg.reply_to == "reply_port" or sender == port_target:
+            return (port_target,)
+        if self.cfg.reply_to == "source_port":
+            return (sender,)
+        return (port_target, sender)
 
     def send(self, target: Address, address: str, *args: Any) -> None:
         if self._sock is None:
@@ -82,15 +89,19 @@ class OscServer:
             log.debug("cannot send %s to %s:%d: %s", address, target[0], target[1], exc)
 
     def reply(self, sender: Address, address: str, *args: Any) -> None:
-        self.send(self.reply_target(sender), address, *args)
+        for target in self.reply_targets(sender):
+            self.send(target, address, *args)
 
-    def error(self, target: Address, req: int, address: str, message: str) -> None:
-        self.send(target, ERROR, req, address, message)
+    def error(self, sender: Address, req: int, address: str, message: str) -> None:
+        self.reply(sender, ERROR, req, address, message)
 
-    def push(self, address: str, *args: Any, also: tuple[Address, ...] = ()) -> None:
-        """To every subscriber and to `also` (e.g. the requester), each target once."""
+    def push(self, address: str, *args: Any, senders: tuple[Address, ...] = ()) -> None:
+        """To every subscriber and to where replies to `senders` go (e.g. the requester), each
+        target once."""
         with self._sub_lock:
-            targets = set(self._subscribers) | set(also)
+            targets = set(self._subscribers)
+        for sender in senders:
+            targets.update(self.reply_targets(sender))
         for target in targets:
             self.send(target, address, *args)
 
@@ -136,13 +147,13 @@ class OscServer:
         if len(data) > self.cfg.max_packet_bytes:
             msg = f"packet too large ({len(data)} bytes; the limit is {self.cfg.max_packet_bytes})"
             log.warning("OSC from %s:%d: %s", *sender, msg)
-            self.error(self.reply_target(sender), NO_REQUEST, "", msg)
+            self.error(sender, NO_REQUEST, "", msg)
             return
         try:
             messages = decode(data)
         except MalformedPacket as exc:
             log.warning("OSC from %s:%d: malformed packet (%s)", *sender, exc)
-            self.error(self.reply_target(sender), NO_REQUEST, "", f"malformed OSC packet ({exc})")
+            self.error(sender, NO_REQUEST, "", f"malformed OSC packet ({exc})")
             return
         for message in messages:
             self._dispatch(message, sender)
@@ -152,14 +163,13 @@ class OscServer:
         if handler is None:
             known = "" if message.address.startswith(NAMESPACE) else f" (this server serves {NAMESPACE}/...)"
             log.warning("OSC from %s:%d: unknown address %s", *sender, message.address)
-            self.error(self.reply_target(sender), NO_REQUEST, message.address,
-                       f"unknown address {message.address}{known}")
+            self.error(sender, NO_REQUEST, message.address, f"unknown address {message.address}{known}")
             return
         try:
             handler(message, sender)
         except RequestError as exc:
             log.warning("OSC %s from %s:%d: %s", message.address, *sender, exc.message)
-            self.error(self.reply_target(sender), exc.req, message.address, exc.message)
+            self.error(sender, exc.req, message.address, exc.message)
         except Exception as exc:  # noqa: BLE001 - one bad request must not stop the server
             log.exception("OSC %s from %s:%d failed", message.address, *sender)
-            self.error(self.reply_target(sender), NO_REQUEST, message.address, f"internal error: {exc}")
+            self.error(sender, NO_REQUEST, message.address, f"internal error: {exc}")
