@@ -1,19 +1,20 @@
-"""Live input: a PortAudio stream (sounddevice) feeding a preallocated ring buffer, scored by the
-CNN every hop on its own thread.
-
-The audio callback only copies into the ring and advances a frame counter: no numpy allocation,
-no lock, no I/O, no logging (any of them can make PortAudio drop input). Everything else - the
-window copy, resampling, scoring, smoothing, alerts, capture and device recovery - happens on the
-scorer thread, which reads the counter and never blocks the callback.
+"""Live input: a capture process (daemon/services/capture.py) fills a shared-memory ring from a
+PortAudio stream; here the CNN scores the latest window every hop, smooths the scores, raises
+alerts, captures flagged audio and restarts the capture process when the device goes away.
 """
 
 from __future__ import annotations
 
 import collections
+import itertools
+import json
 import logging
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
+from multiprocessing import shared_memory
 from pathlib import Path
 from typing import Callable
 
@@ -23,12 +24,15 @@ import soundfile as sf
 from ..audio import ENGINE_RATE, resample
 from ..config.schema import LiveConfig
 from ..errors import DeviceError
+from .capture import ARRIVED, OVERFLOWS, WRITTEN, ring_bytes, ring_views
 
 log = logging.getLogger("aimusicd.live")
 
 SILENCE_RMS = 10 ** (-60 / 20)       # below -60 dBFS a window says nothing about its origin
 STALL_S = 2.0                        # no audio for this long: the device is gone
+OPEN_TIMEOUT_S = 15.0
 BACKOFF_S = (1, 2, 4, 8, 15, 30)
+MAX_RATE = 192000
 
 
 @dataclass
@@ -47,40 +51,6 @@ def input_devices() -> list[dict]:
     return [dict(d, index=i) for i, d in enumerate(sd.query_devices()) if d["max_input_channels"] > 0]
 
 
-def rescan_devices() -> None:
-    """PortAudio lists devices once, at initialisation: re-initialise to see new ones (e.g. a JACK
-    server started after the daemon, or a USB interface plugged back in)."""
-    import sounddevice as sd
-
-    sd._terminate()
-    sd._initialize()
-
-
-def find_input_device(spec: str | None) -> dict:
-    """By index ("3"), by case-insensitive name substring ("scarlett"), or the default input."""
-    import sounddevice as sd
-
-    devices = input_devices()
-    if not devices:
-        raise DeviceError("no audio input devices found (see `aimusicd devices`)")
-    names = "; ".join(f"{d['index']}: {d['name']}" for d in devices)
-    if not spec:
-        default = sd.default.device[0]
-        for d in devices:
-            if d["index"] == default:
-                return d
-        return devices[0]
-    if spec.strip().isdigit():
-        for d in devices:
-            if d["index"] == int(spec):
-                return d
-        raise DeviceError(f"input device {spec} not found (inputs: {names})")
-    for d in devices:
-        if spec.lower() in d["name"].lower():
-            return d
-    raise DeviceError(f"no input device matches {spec!r} (inputs: {names})")
-
-
 class LiveMonitor:
     def __init__(self, cfg: LiveConfig, window_s: float, score: Callable[[np.ndarray], float],
                  label: Callable[[float], str], on_score: Callable[[float, float, str], None],
@@ -97,16 +67,19 @@ class LiveMonitor:
         self.active = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._stream = None
+        self._proc: subprocess.Popen | None = None
         self._device_spec: str | None = None
         self.device_name = ""
         self.rate = 0
-        self._ring = np.zeros((0, 1), np.float32)
-        self._written = 0
-        self._arrival = (0, 0.0)          # (frames written, monotonic time) of the latest block
-        self._overflows = 0
+        # Sized for the highest rate a device may choose: the ring outlives capture processes.
+        self._frames = int(MAX_RATE * (max(window_s, cfg.capture_s) + 2))
+        self._shm: shared_memory.SharedMemory | None = None
+        self._channels = cfg.channels
+        self._dev_channels = cfg.channels
+        self._overflows_before = 0
         self._scores = 0
         self._reconnects = 0
+        self._header = np.zeros(3, np.int64)
         self._latencies: collections.deque[float] = collections.deque(maxlen=20000)
 
     # -- control ---------------------------------------------------------------------------------
@@ -114,7 +87,13 @@ class LiveMonitor:
         if self.active:
             return
         self._device_spec = device if device is not None else (self.cfg.device or None)
-        self._open()
+        self._shm = shared_memory.SharedMemory(create=True, size=ring_bytes(self._frames, self._channels))
+        self._header, self._ring = ring_views(self._shm, self._frames, self._channels)
+        try:
+            self._open()
+        except DeviceError:
+            self._release_ring()
+            raise
         self._stop.clear()
         self.active = True
         self._thread = threading.Thread(target=self._run, name="live-scorer", daemon=True)
@@ -126,61 +105,58 @@ class LiveMonitor:
             self._thread.join(timeout=3)
         self._close()
         self.active = False
+        self._release_ring()
+
+    def _release_ring(self) -> None:
+        shm, self._shm = self._shm, None
+        if shm is None:
+            return
+        self._overflows_before += int(self._header[OVERFLOWS])
+        self._header = np.zeros(3, np.int64)      # stats stay readable after the ring is gone
+        self._ring = np.zeros((0, self._channels), np.float32)   # drop the views before close()
+        shm.close()
+        shm.unlink()
 
     def stats(self) -> LiveStats:
         lat = np.array(self._latencies) * 1000 if self._latencies else np.array([-1.0])
-        return LiveStats(self._scores, self._overflows, float(np.percentile(lat, 50)),
-                         float(np.percentile(lat, 99)), self.device_name, self._reconnects)
+        return LiveStats(self._scores, self._overflows_before + int(self._header[OVERFLOWS]),
+                         float(np.percentile(lat, 50)), float(np.percentile(lat, 99)),
+                         self.device_name, self._reconnects)
 
-    # -- the stream ------------------------------------------------------------------------------
+    # -- the capture process ---------------------------------------------------------------------
     def _open(self) -> None:
-        import sounddevice as sd
-
-        dev = find_input_device(self._device_spec)
-        rate = self.cfg.sample_rate or int(dev["default_samplerate"])
-        channels = max(1, min(self.cfg.channels, dev["max_input_channels"]))
-        capacity = int(rate * (max(self.window_s, self.cfg.capture_s) + 2))
-        self._ring = np.zeros((capacity, channels), np.float32)
-        self._written = 0
-        self._arrival = (0, time.monotonic())
-        try:
-            stream = sd.InputStream(device=dev["index"], samplerate=rate, channels=channels,
-                                    blocksize=self.cfg.block_size, dtype="float32",
-                                    callback=self._callback)
-            stream.start()
-        except sd.PortAudioError as exc:
-            raise DeviceError(f"cannot open input device {dev['name']!r}: {exc}") from None
-        self._stream, self.rate, self.device_name = stream, rate, dev["name"]
-        log.info("live input on %r: %d Hz, %d ch, block %d", dev["name"], rate, channels,
-                 self.cfg.block_size)
+        self._overflows_before += int(self._header[OVERFLOWS])
+        self._header[:] = 0
+        self._header[ARRIVED] = time.monotonic_ns()
+        cmd = [sys.executable, "-m", "daemon.services.capture", "--shm", self._shm.name,
+               "--frames", str(self._frames), "--channels", str(self._channels),
+               "--device", self._device_spec or "", "--rate", str(self.cfg.sample_rate),
+               "--block", str(self.cfg.block_size)]
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        reply = _read_line(proc, OPEN_TIMEOUT_S)
+        if reply is None or "error" in reply:
+            _kill(proc)
+            reason = reply["error"] if reply else "the capture process did not start"
+            raise DeviceError(reason)
+        self._proc, self.rate, self.device_name = proc, int(reply["rate"]), reply["device"]
+        self._dev_channels = int(reply["channels"])
+        log.info("live input on %r: %d Hz, %d ch, block %d", self.device_name, self.rate,
+                 reply["channels"], self.cfg.block_size)
 
     def _close(self) -> None:
-        stream, self._stream = self._stream, None
-        if stream is not None:
-            try:
-                stream.abort()
-                stream.close()
-            except Exception:  # noqa: BLE001 - a vanished device may fail to close; it is gone anyway
-                pass
-
-    def _callback(self, indata, frames, time_info, status) -> None:
-        if status.input_overflow:
-            self._overflows += 1
-        ring = self._ring
-        cap = ring.shape[0]
-        pos = self._written % cap
-        first = min(frames, cap - pos)
-        ring[pos:pos + first] = indata[:first]
-        if first < frames:
-            ring[:frames - first] = indata[first:]
-        self._written += frames
-        self._arrival = (self._written, time.monotonic())
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            _kill(proc)
 
     # -- the scorer thread -----------------------------------------------------------------------
     def _window(self, end: int, frames: int) -> np.ndarray:
-        cap = self._ring.shape[0]
-        idx = np.arange(end - frames, end) % cap
+        idx = np.arange(end - frames, end) % self._frames
         return self._ring[idx]
+
+    def _latest(self) -> tuple[int, float]:
+        """(frames written, monotonic time of the newest block) from the capture process."""
+        arrived = self._header[ARRIVED] / 1e9
+        return int(self._header[WRITTEN]), float(arrived)
 
     def _run(self) -> None:
         hop = max(1, int(self.cfg.hop_s * self.rate))
@@ -191,9 +167,9 @@ class LiveMonitor:
         alerted = False
         next_end = win
         while not self._stop.is_set():
-            written, arrived = self._arrival
+            written, arrived = self._latest()
             if written < next_end:
-                if time.monotonic() - arrived > STALL_S or (self._stream is not None and not self._stream.active):
+                if time.monotonic() - arrived > STALL_S or self._proc is None or self._proc.poll() is not None:
                     self._reconnect()
                     hop, win = max(1, int(self.cfg.hop_s * self.rate)), int(self.window_s * self.rate)
                     next_end, smoothed, alert_since, alerted = win, None, None, False
@@ -202,7 +178,7 @@ class LiveMonitor:
                 continue
             end = written
             next_end = end + hop          # if scoring fell behind, skip ahead rather than queue up
-            mono = self._window(end, win).mean(axis=1)
+            mono = self._window(end, win)[:, :self._dev_channels].mean(axis=1)
             if float(np.sqrt(np.mean(mono ** 2))) < SILENCE_RMS:
                 self.on_score(-1.0, -1.0 if smoothed is None else smoothed, "silence")
                 self._latencies.append(time.monotonic() - arrived)
@@ -224,11 +200,11 @@ class LiveMonitor:
                 alert_since, alerted = None, False
 
     def _capture(self, end: int) -> None:
-        frames = min(int(self.cfg.capture_s * self.rate), end, self._ring.shape[0])
+        frames = min(int(self.cfg.capture_s * self.rate), end, self._frames)
         self.capture_dir.mkdir(parents=True, exist_ok=True)
         path = self.capture_dir / time.strftime("live-%Y%m%d-%H%M%S.wav")
         try:
-            sf.write(str(path), self._window(end, frames), self.rate, subtype="PCM_24")
+            sf.write(str(path), self._window(end, frames)[:, :self._dev_channels], self.rate, subtype="PCM_24")
         except (OSError, sf.LibsndfileError) as exc:
             log.error("cannot write live capture %s: %s", path, exc)
             return
@@ -238,16 +214,39 @@ class LiveMonitor:
     def _reconnect(self) -> None:
         log.warning("live input %r stopped delivering audio; reconnecting", self.device_name)
         self._close()
-        for attempt in range(10**9):
-            delay = BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)]
-            if self._stop.wait(delay):
+        for attempt in itertools.count():
+            if self._stop.wait(BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)]):
                 return
             try:
-                rescan_devices()
                 self._open()
                 self._reconnects += 1
                 log.info("live input reconnected after %d attempts", attempt + 1)
                 return
             except DeviceError as exc:
-                log.warning("live input still unavailable (retry in %d s): %s",
-                            BACKOFF_S[min(attempt + 1, len(BACKOFF_S) - 1)], exc)
+                log.warning("live input still unavailable (retrying): %s", exc)
+
+
+def _read_line(proc: subprocess.Popen, timeout: float) -> dict | None:
+    """The capture process's first line (JSON), or None if it says nothing in time."""
+    box: list[str] = []
+    reader = threading.Thread(target=lambda: box.append(proc.stdout.readline()), daemon=True)
+    reader.start()
+    reader.join(timeout)
+    try:
+        return json.loads(box[0]) if box and box[0] else None
+    except ValueError:
+        return None
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    """Close its stdin (it then stops its stream and exits); kill it if it hangs, e.g. inside a
+    PortAudio call on a vanished device."""
+    try:
+        proc.stdin.close()
+    except OSError:
+        pass
+    try:
+        proc.wait(2)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
