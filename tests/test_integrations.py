@@ -15,7 +15,6 @@ import re
 import shutil
 import subprocess
 import sys
-import textwrap
 import xml.etree.ElementTree as ET
 import zlib
 from pathlib import Path
@@ -23,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, require_tool
+from daemon import __version__
 from support.daemon_proc import free_udp_port
 
 INTEGRATIONS = ROOT / "integrations"
@@ -33,7 +33,8 @@ VERDICTS = ("ai", "human", "uncertain")
 # -- helpers ----------------------------------------------------------------------------------------
 
 def run(cmd: list[str], timeout: float, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kwargs)
+    return subprocess.run(cmd, capture_output=True, text=True, encoding="utf-8", errors="replace",
+                          timeout=timeout, **kwargs)
 
 
 def lua() -> str:
@@ -299,6 +300,22 @@ def test_max_patcher_is_valid_json_and_every_line_connects_existing_boxes():
             assert len(box["outlettype"]) == box["numoutlets"], box
 
 
+def test_ableton_readme_python_hook_works_against_the_daemon(daemon, wav, tmp_path):
+    """The python-osc example in ableton/README.md, run as written (ports and path substituted)."""
+    reply_port = free_udp_port()
+    d = daemon(osc={"reply_port": reply_port})
+    song = wav("renders/My Song.wav")
+    readme = (INTEGRATIONS / "ableton" / "README.md").read_text()
+    code = re.search(r"```python\n(.*?)```", readme, re.S).group(1)
+    example = "/Users/me/Music/Ableton/Exports/My Song.wav"
+    assert example in code and "9431" in code and "9432" in code
+    code = code.replace("9432", str(reply_port)).replace("9431", str(d.port)).replace(example, str(song))
+    proc = run([sys.executable, "-c", code], 120)
+    assert proc.returncode == 0, proc.stderr
+    verdict = proc.stdout.split()[0]
+    assert verdict in VERDICTS and f"{song} -> {song}.aimusic.json" in proc.stdout, proc.stdout
+
+
 # -- Bitwig -----------------------------------------------------------------------------------------
 
 BITWIG_HARNESS = r"""
@@ -511,7 +528,7 @@ def test_touchosc_scripts_update_the_layout_and_send_requests(tmp_path):
         path = tmp_path / f"{name}.lua"
         path.write_text(script)
         paths[name] = str(path)
-    table = "{" + ", ".join(f"[{lua_str(k)}] = {lua_str(v)}" for k, v in paths.items()) + "}"
+    table = "{" + ", ".join(f"[ {lua_str(k)} ] = {lua_str(v)}" for k, v in paths.items()) + "}"
     run_lua(tmp_path, "touchosc_harness.lua", TOUCHOSC_HARNESS.format(paths=table))
 
 
@@ -552,7 +569,6 @@ def test_puredata_patch_pings_and_analyses_with_the_daemon(daemon, wav, tmp_path
     assert "aimusicd-test-timeout" not in out, f"no result within 45 s:\n{out}\n{d.log()[-3000:]}"
     for problem in ("couldn't create", "connection failed", "bad arguments", "no method"):
         assert problem not in out, out
-    from daemon import __version__
     assert f"aimusicd-pong: ok {__version__}" in out, out
     assert f"aimusicd-queued: 1 {song}" in out, out
     result = re.search(rf"^aimusicd-result: 1 {re.escape(str(song))} (\w+) ([\d.e-]+) ", out, re.M)
@@ -564,7 +580,7 @@ def test_puredata_patch_pings_and_analyses_with_the_daemon(daemon, wav, tmp_path
 def test_puredata_patch_loads_cleanly_as_an_abstraction_with_arguments(tmp_path):
     pd = require_tool("pd", "puredata-core")
     host = tmp_path / "host.pd"
-    host.write_text("#N canvas 0 0 400 300 12;\n#X obj 20 20 aimusicd 19431 19432;\n"
+    host.write_text(f"#N canvas 0 0 400 300 12;\n#X obj 20 20 aimusicd {free_udp_port()} {free_udp_port()};\n"
                     "#X obj 20 60 loadbang;\n#X obj 20 90 del 200;\n#X msg 20 120 \\; pd quit;\n"
                     "#X connect 1 0 2 0;\n#X connect 2 0 3 0;\n")
     proc = run([pd, "-nogui", "-noaudio", "-nomidi", "-noprefs", "-stderr",
@@ -576,7 +592,7 @@ def test_puredata_patch_loads_cleanly_as_an_abstraction_with_arguments(tmp_path)
 # -- SuperCollider ----------------------------------------------------------------------------------
 
 SC_DRIVER = """
-AppClock.sched(45, { "SCTEST-TIMEOUT".postln; 1.exit; nil });
+AppClock.sched(45, {{ "SCTEST-TIMEOUT".postln; 1.exit; nil }});
 ~aimusicdPort = {port};
 thisProcess.interpreter.executeFile({snippet});
 ~aimusicdOnResult = {{ |verdict, prob, path, report, req|
@@ -602,7 +618,6 @@ def test_supercollider_snippet_pings_and_analyses_with_the_daemon(daemon, wav, t
     out = proc.stdout + proc.stderr
     assert "SCTEST-TIMEOUT" not in out, f"{out}\n{d.log()[-3000:]}"
     assert "ERROR" not in out, out                      # a syntax error in the snippet shows here
-    from daemon import __version__
     assert f"aimusicd: pong ok (version {__version__})" in out, out
     assert f"aimusicd: queued #1 {song}" in out, out
     result = re.search(rf"^SCTEST-RESULT 1 (\w+) ([\d.e-]+) {re.escape(str(song))}$", out, re.M)
@@ -690,7 +705,8 @@ def test_launchd_plist():
     assert plist["ExitTimeOut"] == 15
     # the README's install command replaces the placeholder everywhere; no other home path remains
     raw = (INTEGRATIONS / "launchd" / "com.aimusicd.daemon.plist").read_text()
-    assert "~" not in raw.split("-->")[-1] and "$HOME" not in raw.split("-->")[-1]
+    body = re.sub(r"<!--.*?-->", "", raw, flags=re.S)
+    assert "~" not in body and "$HOME" not in body and "/Users/" in body   # launchd expands neither
     readme = (INTEGRATIONS / "launchd" / "README.md").read_text()
     assert "s#/Users/YOUR_NAME#$HOME#g" in readme and "launchctl bootstrap gui/$(id -u)" in readme
     installed = plistlib.loads(raw.replace("/Users/YOUR_NAME", "/Users/alice").encode())
