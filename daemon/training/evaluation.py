@@ -4,12 +4,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
+from ..audio import load_audio
 from ..engines.fusion import Fusion, FusionParams
+from ..errors import AimusicError
+from ..files import audio_files_in
 from .calibrate import FusionData, fused_probabilities
+from .codecs import CodecSpec, encode_file
 from .metrics import Scores, score_all
+
+if TYPE_CHECKING:
+    from ..analysis import Analyzer
 
 ENGINES = ("cnn", "demucs", "fused", "auto")
 
@@ -64,3 +73,64 @@ def format_table(rows: list[Row]) -> str:
             f"{s.auc:>6.3f} {s.recall_at_1pct_fpr:>6.3f} {s.human_fp_rate:>6.3f} {s.ai_recall:>6.3f} "
             f"{s.uncertain_human:>6.3f} {s.uncertain_ai:>6.3f} {s.ece:>6.3f}")
     return "\n".join(lines)
+
+
+@dataclass
+class FolderItem:
+    path: Path
+    label: int       # 1 = AI, 0 = human
+
+
+def folder_items(human: Path, ai: Path, patterns: list[str], ignore: list[str],
+                 limit: int | None) -> list[FolderItem]:
+    items = []
+    for folder, label in ((human, 0), (ai, 1)):
+        if not folder.is_dir():
+            raise AimusicError(f"{folder}: not a folder")
+        files = audio_files_in(folder, patterns, ignore, recursive=True)[:limit]
+        if not files:
+            raise AimusicError(f"{folder}: no audio files found")
+        items += [FolderItem(f, label) for f in files]
+    return items
+
+
+def evaluate_folders(analyzer: Analyzer, items: list[FolderItem], conditions: list[CodecSpec],
+                     with_demucs: bool, work: Path, log: Callable[[str], None]) -> list[Row]:
+    """Every file under every condition, through the real analysis path (files on disk, as a
+    user would deliver them); the engines' evidence is then fused exactly as in the daemon."""
+    mode = "full" if with_demucs else "cnn"
+    by_condition: dict[str, FusionData] = {}
+    for condition in conditions:
+        rows, failures = [], 0
+        for n, item in enumerate(items):
+            try:
+                path = item.path if condition.codec == "none" else _encoded(item.path, condition, work)
+                report = analyzer.analyze(path, mode)
+            except AimusicError as exc:
+                failures += 1
+                log(f"  skipped: {exc}")
+                continue
+            demucs = report.demucs.logit if report.demucs.ran else np.nan
+            rows.append((report.cnn.logit, demucs, report.codec.lossy, item.label))
+            if (n + 1) % 20 == 0:
+                log(f"  {condition.label()}: {n + 1}/{len(items)}")
+        if rows:
+            c, d, q, y = (np.array(v) for v in zip(*rows))
+            by_condition[_name(condition)] = FusionData(c, d.astype(float), q.astype(bool), y,
+                                                        [condition.codec] * len(y))
+        log(f"{_name(condition)}: {len(rows)} files analysed, {failures} failed")
+    fusion = analyzer.fusion
+    return evaluate(fusion.params, by_condition, fusion.ai_threshold, fusion.human_threshold)
+
+
+def _name(condition: CodecSpec) -> str:
+    return "as-given" if condition.codec == "none" else condition.label()
+
+
+def _encoded(path: Path, condition: CodecSpec, work: Path) -> Path:
+    """The file re-encoded with this codec, as a user would receive it (decoded at the engines'
+    rate first; stereo encodes)."""
+    audio = load_audio(path)
+    out = work / condition.label() / f"{abs(hash(str(path))):x}_{path.stem}"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return encode_file(audio.samples, audio.sample_rate, condition, out)
