@@ -106,7 +106,7 @@ def train_cnn(train: MelSet, val: MelSet, cfg: NetConfig, window_s: float, epoch
     steps = epochs * max(1, len(train.labels) // batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.15)
     loss_fn = nn.BCEWithLogitsLoss()
-    best, best_loss, history = None, float("inf"), []
+    best, best_auc, history = None, -1.0, []
     for epoch in range(epochs):
         net.train()
         started = time.perf_counter()
@@ -126,7 +126,9 @@ def train_cnn(train: MelSet, val: MelSet, cfg: NetConfig, window_s: float, epoch
         history.append(row)
         log(f"  epoch {epoch + 1}/{epochs}: train loss {row['train_loss']:.4f}, "
             f"val loss {val_loss:.4f}, val AUC {val_auc:.4f} ({row['seconds']:.0f} s)")
-        if val_loss < best_loss:
-            best_loss, best = val_loss, copy.deepcopy(net.state_dict())
+        # Keep the best ranking, not the best loss: Platt scaling on the calibration split fixes
+        # the scale afterwards, and validation loss rises with confidence long before AUC falls.
+        if val_auc > best_auc:
+            best_auc, best = val_auc, copy.deepcopy(net.state_dict())
     net.load_state_dict(best)
     return net.eval(), history

@@ -52,6 +52,7 @@ class OscTestClient:
         self.sock.bind((host, port))
         self.port = self.sock.getsockname()[1]
         self.received: list[osc.Message] = []
+        self.arrivals: list[float] = []     # time.time() at which each message arrived
 
     def close(self) -> None:
         self.sock.close()
@@ -66,7 +67,9 @@ class OscTestClient:
         self.sock.settimeout(timeout)
         try:
             data, _ = self.sock.recvfrom(65536)
-            self.received.extend(osc.decode(data))
+            messages = osc.decode(data)
+            self.received.extend(messages)
+            self.arrivals.extend([time.time()] * len(messages))
         except socket.timeout:
             pass
 
@@ -82,6 +85,9 @@ class OscTestClient:
                 got = ", ".join(f"{m.address} {m.args}" for m in self.received[-8:])
                 raise AssertionError(f"no {address} within {timeout:g} s (last received: {got})")
             self.pump(min(remaining, 0.2))
+
+    def arrival(self, message: osc.Message) -> float:
+        return self.arrivals[self.received.index(message)]
 
     def all(self, address: str) -> list[osc.Message]:
         return [m for m in self.received if m.address == address]
