@@ -1,0 +1,105 @@
+"""Training pieces: metrics against brute force, threshold guarantees, reproducible examples, and
+a smoke run of `aimusicd train --quick` that must produce loadable models and a model card."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from itertools import product
+
+import numpy as np
+import pytest
+
+from daemon.training.calibrate import FusionData, choose_thresholds, widened_band
+from daemon.training.metrics import expected_calibration_error, recall_at_fpr, roc_auc, score_all
+
+
+def test_auc_matches_the_pairwise_definition_with_ties():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 60)
+    s = np.round(rng.random(60) + 0.3 * y, 1)          # coarse scores: many ties
+    pos, neg = s[y == 1], s[y == 0]
+    brute = np.mean([1.0 if p > n else 0.5 if p == n else 0.0 for p, n in product(pos, neg)])
+    assert roc_auc(y, s) == pytest.approx(brute)
+
+
+def test_recall_at_fpr_never_exceeds_the_false_positive_budget():
+    rng = np.random.default_rng(1)
+    y = np.r_[np.zeros(200), np.ones(100)].astype(int)
+    s = np.r_[rng.normal(0, 1, 200), rng.normal(2, 1, 100)]
+    r = recall_at_fpr(y, s, 0.01)
+    threshold = np.sort(s[y == 1])[::-1][int(r * 100) - 1]
+    assert np.mean(s[y == 0] >= threshold) <= 0.01
+    assert 0.2 < r < 0.9
+
+
+def test_verdict_scores_and_calibration_error():
+    y = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    p = np.array([0.05, 0.1, 0.5, 0.95, 0.97, 0.5, 0.6, 0.02])
+    s = score_all(y, p, ai_threshold=0.9, human_threshold=0.2)
+    assert s.human_fp_rate == 0.25 and s.ai_recall == 0.25
+    assert s.uncertain_human == 0.25 and s.uncertain_ai == 0.5
+    assert expected_calibration_error(np.array([1, 0]), np.array([1.0, 0.0])) == 0.0
+
+
+def test_thresholds_keep_human_false_positives_and_uncertainty_in_every_codec_group():
+    rng = np.random.default_rng(2)
+    n = 400
+    y = rng.integers(0, 2, n)
+    group = [("none", "mp3", "aac", "opus")[i % 4] for i in range(n)]
+    worse = np.array([g == "mp3" for g in group])
+    p = 1 / (1 + np.exp(-(3 * (2 * y - 1) + rng.normal(0, 1 + 1.5 * worse, n))))
+    data = FusionData(np.zeros(n), np.full(n, np.nan), np.zeros(n, bool), y, group)
+    ai_t, human_t = choose_thresholds({"fused": p}, data)
+    for g in set(group):
+        sel = (y == 0) & np.array([x == g for x in group])
+        assert np.mean(p[sel] >= ai_t) <= 0.01
+        assert np.mean(p[sel] > human_t) <= 0.05
+    assert 0.5 <= human_t < ai_t
+    lo, hi = widened_band(human_t, ai_t)
+    assert lo < human_t and hi > ai_t
+
+
+def test_examples_render_reproducibly_with_codec_and_fake(tmp_path):
+    import soundfile as sf
+
+    from daemon.training.codecs import CodecSpec
+    from daemon.training.corpora import Track
+    from daemon.training.examples import Item, render
+    from support.audio import music
+
+    path = tmp_path / "t.ogg"
+    sf.write(path, music(12, 44100).T, 44100, format="OGG", subtype="VORBIS")
+    track = Track("pkg", "train", "t", (path,), 12.0)
+    item = Item(track, 2.0, 6.0, "tconv", CodecSpec("mp3", 128), via_48k=True, gain_db=-3.0, seed=5)
+    a, b = render(item), render(item)
+    assert a.shape == (2, 6 * 44100) and np.array_equal(a, b)
+    human = render(Item(track, 2.0, 6.0, "human", CodecSpec("none", 0), False, 0.0, 5))
+    assert not np.allclose(a, human, atol=1e-3)
+    assert np.corrcoef(a[0], human[0])[0, 1] > 0.8          # same music, another fingerprint
+
+
+@pytest.mark.slow
+@pytest.mark.weights
+def test_quick_training_run_produces_loadable_models_and_a_model_card(real_weights, tmp_path):
+    out = tmp_path / "models"
+    run = subprocess.run([sys.executable, "-m", "daemon", "train", "--quick", "--out", str(out),
+                          "--work", str(tmp_path / "work")], capture_output=True, text=True, timeout=1200,
+                         env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    assert run.returncode == 0, run.stderr[-3000:]
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "QUICK SMOKE RUN" in card and "| cnn.safetensors |" in card
+    metrics = json.loads((out / "metrics.json").read_text())
+    conditions = {r["condition"] for r in metrics["table"]}
+    assert conditions == {"none", "mp3-320", "mp3-128", "mp3-64", "aac-128", "opus-64"}
+
+    from daemon.engines.cnn import CnnEngine
+    from daemon.engines.demucs.engine import DemucsHead
+    from daemon.engines.fusion import Fusion
+
+    CnnEngine(out / "cnn.safetensors")
+    DemucsHead.load(out / "demucs_head.json")
+    fusion = Fusion.load(out / "fusion.json")
+    assert 0 < fusion.human_threshold < fusion.ai_threshold < 1
