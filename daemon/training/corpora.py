@@ -10,9 +10,11 @@ independent evaluation. Splits are by package (and therefore by track), never by
 from __future__ import annotations
 
 import fnmatch
+import shlex
 import shutil
 import subprocess
 import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -33,10 +35,14 @@ class Corpus:
     music_globs: tuple[str, ...]   # inside the extracted package
     minutes: int                   # approximate, for planning
     stems_per_song: bool = False   # songs stored as stems in one folder, summed to the mix
+    archive: str = ""              # a zip inside the package holding the music (globs apply inside it)
 
 
 CORPORA: tuple[Corpus, ...] = (
     Corpus("warzone2100-music", "train", ("usr/share/games/warzone2100/music/**",), 243),
+    Corpus("0ad-data", "train", ("audio/music/*",), 175,
+           archive="usr/share/games/0ad/mods/public/public.zip"),
+    Corpus("redeclipse-data", "train", ("usr/share/games/redeclipse/data/sounds/music/*",), 23),
     Corpus("supertux-data", "train", ("usr/share/games/supertux2/music/**",), 97),
     Corpus("supertuxkart-data", "train", ("usr/share/games/supertuxkart/data/music/*",), 58),
     Corpus("megaglest-data", "train", ("usr/share/games/megaglest/**/music/*",), 25),
@@ -92,28 +98,39 @@ def _run(cmd: list[str], cwd: Path) -> None:
         raise AimusicError(f"`{' '.join(cmd)}` failed: {exc.stderr.strip()[-300:]}") from None
 
 
-def fetch_package(package: str, root: Path, log: Callable[[str], None]) -> Path:
-    """Download the .deb with `apt-get download` (no root needed) and unpack it; cached."""
-    target = root / "extracted" / package
+def fetch_package(corpus: Corpus, root: Path, log: Callable[[str], None]) -> Path:
+    """Download the .deb with `apt-get download` (no root needed) and unpack only its music; cached."""
+    target = root / "extracted" / corpus.package
     if (target / ".complete").exists():
         return target
     debs = root / "debs"
     debs.mkdir(parents=True, exist_ok=True)
-    existing = sorted(debs.glob(f"{package}_*.deb"))
+    existing = sorted(debs.glob(f"{corpus.package}_*.deb"))
     if not existing:
-        log(f"fetching {package} from Debian")
-        _run(["apt-get", "download", package], cwd=debs)
-        existing = sorted(debs.glob(f"{package}_*.deb"))
+        log(f"fetching {corpus.package} from Debian")
+        _run(["apt-get", "download", corpus.package], cwd=debs)
+        existing = sorted(debs.glob(f"{corpus.package}_*.deb"))
     if not existing:
-        raise AimusicError(f"apt-get download {package} left no .deb in {debs}")
+        raise AimusicError(f"apt-get download {corpus.package} left no .deb in {debs}")
+    log(f"unpacking the music of {corpus.package}")
+    wanted = [corpus.archive] if corpus.archive else list(corpus.music_globs)
+    patterns = ["./" + g.replace("**", "*") for g in wanted]   # GNU tar's * also matches "/"
     with tempfile.TemporaryDirectory(dir=root) as tmp:
-        _run(["dpkg-deb", "-x", str(existing[-1]), tmp], cwd=root)
+        tar = f"dpkg-deb --fsys-tarfile {shlex.quote(str(existing[-1]))} | tar -x --wildcards -C {shlex.quote(tmp)} "
+        _run(["sh", "-c", tar + " ".join(shlex.quote(p) for p in patterns)], cwd=root)
+        if corpus.archive:
+            zipped = Path(tmp) / corpus.archive
+            with zipfile.ZipFile(zipped) as z:
+                for member in z.namelist():
+                    if _matches(member, corpus.music_globs):
+                        z.extract(member, tmp)
+            zipped.unlink()
         if target.exists():
             shutil.rmtree(target)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(tmp, target)
     (target / ".complete").touch()
-    existing[-1].unlink()   # the unpacked tree is what we keep
+    existing[-1].unlink()   # the unpacked music is what we keep
     return target
 
 
@@ -146,7 +163,7 @@ def load_corpora(root: Path, quick: bool, log: Callable[[str], None]) -> list[Tr
     for corpus in CORPORA:
         if quick and corpus.package not in QUICK_PACKAGES:
             continue
-        extracted = fetch_package(corpus.package, root, log)
+        extracted = fetch_package(corpus, root, log)
         found = index_tracks(corpus, extracted)
         log(f"{corpus.package:<28} {corpus.split:<5} {len(found):3d} tracks "
             f"{sum(t.duration_s for t in found) / 60:6.1f} min")

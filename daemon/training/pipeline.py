@@ -74,8 +74,12 @@ def run_training(out_dir: Path, work_dir: Path, corpora_dir: Path, demucs_weight
     timings: dict[str, float] = {}
     work_dir.mkdir(parents=True, exist_ok=True)
     out_dir.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
+
+    def rng(stage: int) -> np.random.Generator:
+        """One stream per stage: resizing one stage leaves the others' examples (and the cached
+        Demucs features of them) unchanged."""
+        return np.random.default_rng([seed, stage])
 
     log("1/6 corpora")
     tracks = load_corpora(corpora_dir, quick, log)
@@ -89,8 +93,8 @@ def run_training(out_dir: Path, work_dir: Path, corpora_dir: Path, demucs_weight
 
     log("2/6 CNN")
     t0 = time.perf_counter()
-    train_items = plan(split["train"], sizes.cnn_positions, sizes.clip_s, seen, rng)
-    val_items = plan(split["calib"], sizes.val_positions, sizes.clip_s, seen, rng)
+    train_items = plan(split["train"], sizes.cnn_positions, sizes.clip_s, seen, rng(1))
+    val_items = plan(split["calib"], sizes.val_positions, sizes.clip_s, seen, rng(2))
     train_set = cnn_train.build_melset(train_items, workers, log, "train clips")
     val_set = cnn_train.build_melset(val_items, workers, log, "validation clips")
     net_cfg = NetConfig()
@@ -107,9 +111,9 @@ def run_training(out_dir: Path, work_dir: Path, corpora_dir: Path, demucs_weight
     demucs = DemucsEngine(separator, None, "htdemucs", sha256_file(demucs_weights), excerpts=1)
     cache_path = work_dir / f"demucs_features_seed{seed}{'_quick' if quick else ''}.json"
     cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
-    head_items = plan(split["train"], sizes.head_positions, sizes.head_s, seen, rng)
-    calib_items = plan(split["calib"], sizes.calib_positions, sizes.track_s, seen, rng)
-    test_items = plan(split["test"], sizes.test_positions, sizes.track_s, every, rng)
+    head_items = plan(split["train"], sizes.head_positions, sizes.head_s, seen, rng(3))
+    calib_items = plan(split["calib"], sizes.calib_positions, sizes.track_s, seen, rng(4))
+    test_items = plan(split["test"], sizes.test_positions, sizes.track_s, every, rng(5))
     head_scored = score_items(head_items, None, demucs, lambda i: True, workers, log, "head examples", cache)
     _save_json(cache_path, cache)
     calib_scored = score_items(calib_items, cnn, demucs, lambda i: i < 2 * sizes.calib_demucs,
