@@ -86,3 +86,16 @@ def test_config_check_prints_the_merged_result_and_rejects_bad_presets(tmp_path)
                          capture_output=True, text=True)
     assert out.returncode == 2
     assert out.stderr.strip().count("\n") == 0 and "[live.hop_s]" in out.stderr
+
+
+def test_reports_folder_keeps_watch_sub_folders_apart(tmp_path):
+    from daemon.config import reports_path_for
+
+    watch, reports = tmp_path / "inbox", tmp_path / "reports"
+    cfg = load_config(overrides={"watch": {"folders": [str(watch)]}, "reports": {"dir": str(reports)}})
+    a = reports_path_for(cfg, watch / "alice" / "mix.wav")
+    b = reports_path_for(cfg, watch / "bob" / "mix.wav")
+    assert a == reports / "alice" / "mix.wav.aimusic.json" and a != b
+    assert reports_path_for(cfg, tmp_path / "elsewhere" / "x.wav") == reports / "x.wav.aimusic.json"
+    plain = load_config(overrides={"watch": {"folders": [str(watch)]}})
+    assert reports_path_for(plain, watch / "mix.wav") == watch / "mix.wav.aimusic.json"

@@ -78,3 +78,15 @@ def test_the_database_is_in_wal_mode(tmp_path):
     Store(tmp_path / "q.sqlite")
     mode = sqlite3.connect(tmp_path / "q.sqlite").execute("PRAGMA journal_mode").fetchone()[0]
     assert mode == "wal"
+
+
+def test_old_history_is_pruned_but_pending_jobs_never(tmp_path):
+    store = Store(tmp_path / "q.sqlite")
+    old = store.add("/old.wav", "cnn", "watch")
+    store.claim("cnn")
+    store.finish(old.id, verdict="human", probability_ai=0.1, cnn_prob=0.1, demucs_prob=None,
+                 sha256="a", report_path=None)
+    pending = store.add("/pending.wav", "cnn", "watch")
+    store._db.execute("UPDATE jobs SET finished = finished - 400 * 86400, created = created - 400 * 86400")
+    assert store.prune(365) == 1
+    assert store.get(old.id) is None and store.get(pending.id).state == "queued"

@@ -35,8 +35,15 @@ def cache_dir(cfg: Config | None = None) -> Path:
 
 
 def reports_path_for(cfg: Config, audio_path: Path, reports_dir: Path | None = None) -> Path:
-    """Sidecar next to the audio, or inside the reports folder (CLI flag first, then config)."""
+    """Sidecar next to the audio, or inside the reports folder (CLI flag first, then config).
+    In the reports folder, files from a watch folder keep their sub-folders, so that two uploads
+    called mix.wav in different folders do not share one report."""
     folder = reports_dir or (expand(cfg.reports.dir) if cfg.reports.dir else None)
+    name = audio_path.name + REPORT_SUFFIX
     if folder is None:
-        return audio_path.with_name(audio_path.name + REPORT_SUFFIX)
-    return folder / (audio_path.name + REPORT_SUFFIX)
+        return audio_path.with_name(name)
+    for watched in cfg.watch.folders:
+        root = expand(watched).resolve()
+        if audio_path.is_relative_to(root):
+            return folder / audio_path.parent.relative_to(root) / name
+    return folder / name

@@ -69,6 +69,9 @@ class Daemon:
             except ModelError as exc:
                 log.error("%s; jobs that need the Demucs engine will fail until then", exc)
         log.info("models loaded: %s", ", ".join(self.analyzer.loaded_models()))
+        pruned = self.store.prune(self.cfg.jobs.keep_done_days)
+        if pruned:
+            log.info("history: removed %d entries older than %d days", pruned, self.cfg.jobs.keep_done_days)
         if self.osc:
             self.osc.start()
         self.runner.start()
