@@ -83,12 +83,12 @@ class Analyzer:
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         audio = load_audio(path, self.limits)
-        codec = codec_history(audio.samples, audio.sample_rate, audio.info)
+        codec = codec_history(audio.mono, audio.sample_rate, audio.info)
         timings["decode_s"] = time.perf_counter() - t0
         fusion = self.fusion
         cnn = None
         if mode != "demucs":
-            cnn = self.cnn.score_track(audio.samples)
+            cnn = self.cnn.score_track(audio.mono)
             timings["cnn_s"] = cnn.seconds
         if mode == "cnn":
             reason = None

@@ -30,7 +30,7 @@ def test_every_good_file_loads_as_stereo_at_the_engine_rate(fixtures_dir, name):
 def test_container_codec_is_reported(fixtures_dir, name, lossy):
     audio = load_audio(fixtures_dir / "good" / name)
     assert audio.info.lossy is lossy
-    assert codec_history(audio.samples, audio.sample_rate, audio.info).lossy is lossy
+    assert codec_history(audio.mono, audio.sample_rate, audio.info).lossy is lossy
 
 
 def test_a_wav_decoded_from_mp3_is_recognised_by_its_band_limit(tmp_path):
@@ -40,8 +40,8 @@ def test_a_wav_decoded_from_mp3_is_recognised_by_its_band_limit(tmp_path):
     sf.write(tmp_path / "clean.wav", x.T, 44100)
     sf.write(tmp_path / "was_mp3.wav", apply_codec(x, 44100, CodecSpec("mp3", 64)).T, 44100)
     clean, was_mp3 = load_audio(tmp_path / "clean.wav"), load_audio(tmp_path / "was_mp3.wav")
-    assert not codec_history(clean.samples, ENGINE_RATE, clean.info).lossy
-    hist = codec_history(was_mp3.samples, ENGINE_RATE, was_mp3.info)
+    assert not codec_history(clean.mono, ENGINE_RATE, clean.info).lossy
+    hist = codec_history(was_mp3.mono, ENGINE_RATE, was_mp3.info)
     assert hist.lossy and not hist.lossy_container and hist.bandwidth_hz < 17000
 
 

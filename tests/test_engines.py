@@ -54,7 +54,7 @@ def test_batchnorm_folding_keeps_outputs(tmp_path):
 
 
 def test_track_windows_cover_the_whole_track(tiny_models):
-    ev = tiny_models.cnn().score_track(music(19, 44100))
+    ev = tiny_models.cnn().score_track(music(19, 44100).mean(axis=0))
     assert ev.windows[0].start == 0.0
     assert abs(ev.windows[-1].end - 19.0) < 0.5
     assert all(0 <= w.p <= 1 for w in ev.windows)

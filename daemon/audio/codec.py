@@ -11,12 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.ndimage import median_filter
+from scipy.ndimage import median_filter, uniform_filter1d
 from scipy.signal import welch
 
 from .decode import AudioInfo
 
-ANALYSIS_SECONDS = 60.0
+ANALYSIS_SECONDS = 30.0
 CLIFF_WIDTH_HZ = 600.0
 CLIFF_DB = 20.0          # a drop to (nearly) everything above that no natural roll-off produces
 MIN_EDGE_HZ = 5000.0
@@ -40,23 +40,24 @@ class CodecHistory:
         return "no sign of a lossy codec"
 
 
-def codec_history(stereo: np.ndarray, rate: int, info: AudioInfo) -> CodecHistory:
-    mono = stereo.mean(axis=0)
+def codec_history(mono: np.ndarray, rate: int, info: AudioInfo) -> CodecHistory:
     span = int(ANALYSIS_SECONDS * rate)
-    if mono.size > span:                       # the middle minute represents the track well enough
+    if mono.size > span:                       # the middle of the track represents it well enough
         start = (mono.size - span) // 2
         mono = mono[start:start + span]
     freqs, power = welch(mono, fs=rate, nperseg=4096, noverlap=2048)
-    level = median_filter(10 * np.log10(power + 1e-20), size=5, mode="nearest")
+    # The median filter removes stray bins (tones, spurs) so that a suffix maximum can be used.
+    level = median_filter(10 * np.log10(power + 1e-20), size=9, mode="nearest")
     width = max(1, int(CLIFF_WIDTH_HZ / (freqs[1] - freqs[0])))
-    # Nearly everything above a codec's band edge lies far below the content just under it
-    # (the 95th percentile, so that a few stray bins do not hide the edge).
-    bandwidth, cliff = float(freqs[-1]), 0.0
-    for k in np.nonzero(freqs >= MIN_EDGE_HZ)[0][:-2]:
-        drop = float(np.median(level[max(0, k - width):k + 1]) - np.percentile(level[k + 1:], 95))
-        if drop >= CLIFF_DB:
-            bandwidth, cliff = float(freqs[k]), drop
-            break
+    below = uniform_filter1d(level, width, origin=(width - 1) // 2, mode="nearest")   # mean of level[k-w+1 .. k]
+    above = np.maximum.accumulate(level[::-1])[::-1]                                   # max of level[k ..]
+    # The band edge: the first bin from which everything above lies far below the content just
+    # under it. Natural roll-off never drops that far that suddenly.
+    drop = np.full(level.size, -np.inf)
+    drop[:-1] = below[:-1] - above[1:]
+    drop[freqs < MIN_EDGE_HZ] = -np.inf
+    edges = np.nonzero(drop >= CLIFF_DB)[0]
+    bandwidth, cliff = (float(freqs[edges[0]]), float(drop[edges[0]])) if edges.size else (float(freqs[-1]), 0.0)
     nyquist = min(info.sample_rate, rate) / 2
     band_limited = cliff >= CLIFF_DB and bandwidth < 0.9 * nyquist
     return CodecHistory(

@@ -11,6 +11,7 @@ it cannot clip more than the loudest input channel.
 
 from __future__ import annotations
 
+import functools
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,13 +45,18 @@ class AudioInfo:
 
 @dataclass
 class Audio:
-    samples: np.ndarray  # float32, shape (2, frames), at `sample_rate`
+    samples: np.ndarray  # float32, shape (2, frames), at `sample_rate` (not necessarily C-contiguous)
     sample_rate: int
     info: AudioInfo
 
     @property
     def duration_s(self) -> float:
         return self.samples.shape[1] / self.sample_rate
+
+    @functools.cached_property
+    def mono(self) -> np.ndarray:
+        """The mid signal, computed once for every consumer (codec check, CNN)."""
+        return self.samples.mean(axis=0)
 
 
 @dataclass(frozen=True)
@@ -78,7 +84,7 @@ def load_audio(path: str | Path, limits: Limits = Limits(), target_rate: int = E
                 ) from None
     if data.shape[0] == 0:
         raise AudioError(path, "contains no audio frames")
-    if not np.isfinite(data).all():
+    if not info.codec.startswith("PCM_") and not np.isfinite(data).all():   # integer PCM holds no NaN
         raise AudioError(path, "contains NaN or infinite samples")
     duration = data.shape[0] / rate
     if duration < limits.min_duration_s:

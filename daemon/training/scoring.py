@@ -76,10 +76,11 @@ def _score(item: Item, x: np.ndarray | None, cnn: CnnEngine | None, demucs: Demu
            measure: bool, cache: dict[str, dict]) -> Scored | None:
     if x is None:
         return None
-    lossy = codec_history(x, ENGINE_RATE, _info(item, x.shape[1])).lossy
+    mono = x.mean(axis=0)
+    lossy = codec_history(mono, ENGINE_RATE, _info(item, x.shape[1])).lossy
     cnn_raw = float("nan")
     if cnn is not None:
-        ev = cnn.score_track(x)
+        ev = cnn.score_track(mono)
         cnn_raw = (ev.logit - cnn.meta.calib_b) / cnn.meta.calib_a
     features = None
     if measure and demucs is not None:

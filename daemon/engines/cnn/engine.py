@@ -138,9 +138,8 @@ class CnnEngine:
         """Calibrated logit of one live window (the fusion turns it into a probability)."""
         return float(self._calibrate(self.frame_logits(mono).mean()))
 
-    def score_track(self, stereo: np.ndarray) -> CnnEvidence:
+    def score_track(self, mono: np.ndarray) -> CnnEvidence:
         started = time.perf_counter()
-        mono = stereo.mean(axis=0)
         logits = self.frame_logits(mono)
         seconds_per_logit = self.meta.net.time_stride * self.meta.mel.hop / self.sample_rate
         per_window = max(1, round(self.meta.window_s / seconds_per_logit))
