@@ -17,7 +17,7 @@ from .engines.cnn import CnnEngine
 from .engines.demucs.engine import DemucsEngine, DemucsEvidence, DemucsHead
 from .engines.demucs.separation import Separator, load_htdemucs
 from .engines.demucs.weights import WeightStore
-from .engines.fusion import Fusion
+from .engines.fusion import Delivery, Fusion
 from .hashing import sha256_file
 from .report import Report
 
@@ -84,6 +84,7 @@ class Analyzer:
         t0 = time.perf_counter()
         audio = load_audio(path, self.limits)
         codec = codec_history(audio.mono, audio.sample_rate, audio.info)
+        delivery = Delivery.of(codec)
         timings["decode_s"] = time.perf_counter() - t0
         fusion = self.fusion
         cnn = None
@@ -95,8 +96,8 @@ class Analyzer:
         elif mode in ("full", "demucs"):
             reason = f"mode {mode}"
         else:
-            reason = fusion.demucs_wanted(fusion.cnn_probability(cnn.logit, codec.lossy), codec.lossy)
-        verdict = fusion.combine(cnn.logit, None, codec.lossy) if cnn else None
+            reason = fusion.demucs_wanted(fusion.cnn_probability(cnn.logit, delivery), delivery)
+        verdict = fusion.combine(cnn.logit, None, delivery) if cnn else None
         skipped = "pending: " + reason if reason else ("mode cnn" if mode == "cnn" else "cnn confident")
         report = Report(
             file=str(path.resolve()), sha256=sha256_file(path), mode=mode,
@@ -116,7 +117,7 @@ class Analyzer:
         report = first.report
         demucs = self.demucs.analyze(first.audio.samples, reason=first.demucs_reason or "")
         verdict = self.fusion.combine(report.cnn.logit if report.cnn else None, demucs.logit,
-                                      report.codec.lossy)
+                                      Delivery.of(report.codec))
         report.demucs = demucs
         report.verdict, report.probability_ai, report.decided_by = (
             verdict.label, verdict.probability_ai, verdict.decided_by)

@@ -11,7 +11,7 @@ from daemon.engines.cnn import CnnEngine, CnnModelMeta, CnnNet, LogMel, MelConfi
 from daemon.engines.demucs.engine import choose_excerpts
 from daemon.engines.demucs.features import FEATURE_NAMES, aggregate, excerpt_features
 from daemon.engines.demucs.separation import Separator, tiny_htdemucs
-from daemon.engines.fusion import fusion_inputs
+from daemon.engines.fusion import LIVE, Delivery, fusion_inputs, model_features
 from daemon.engines.logistic import LogisticModel
 from daemon.errors import ModelError
 from support.audio import music
@@ -134,14 +134,19 @@ def test_logistic_fit_separates_and_round_trips():
 def test_fusion_labels_and_tiering(tiny_models):
     fusion = tiny_models.fusion()
     assert fusion.label(0.95) == "ai" and fusion.label(0.05) == "human" and fusion.label(0.5) == "uncertain"
-    assert fusion.demucs_wanted(0.5, lossy=False) == "cnn uncertain"
-    assert fusion.demucs_wanted(0.95, lossy=False) is None
-    assert fusion.demucs_wanted(0.85, lossy=True) == "lossy input and weak cnn evidence"
-    v = fusion.combine(2.0, -2.0, lossy=False)
+    lossy = Delivery(lossy=True, bandlimit=0.2)
+    assert fusion.demucs_wanted(0.5, LIVE) == "cnn uncertain"
+    assert fusion.demucs_wanted(0.95, LIVE) is None
+    assert fusion.demucs_wanted(0.85, lossy) == "lossy input and weak cnn evidence"
+    v = fusion.combine(2.0, -2.0, LIVE)
     assert v.decided_by == "cnn+demucs" and v.probability_ai == pytest.approx(0.5)
-    assert fusion.combine(3.0, None, lossy=False).decided_by == "cnn"
-    assert fusion.combine(None, 3.0, lossy=False).decided_by == "demucs"
-    assert set(fusion_inputs(1.0, None, True)) == {"lossy", "cnn_logit", "cnn_logit_x_lossy"}
+    assert fusion.combine(3.0, None, LIVE).decided_by == "cnn"
+    assert fusion.combine(None, 3.0, LIVE).decided_by == "demucs"
+    row = fusion_inputs(1.5, None, lossy)
+    assert set(row) == set(model_features("cnn"))
+    assert row["cnn_logit_x_lossy"] == 1.5 and row["cnn_logit_x_bandlimit"] == pytest.approx(0.3)
+    assert Delivery.of_band(True, 11000.0).bandlimit == pytest.approx(0.45)
+    assert Delivery.of_band(False, 22050.0).bandlimit == 0.0
 
 
 def test_config_thresholds_override_the_models(tiny_models):

@@ -12,6 +12,7 @@ from itertools import product
 import numpy as np
 import pytest
 
+from daemon.engines.fusion import LIVE
 from daemon.training.calibrate import FusionData, choose_thresholds, widened_band
 from daemon.training.metrics import expected_calibration_error, recall_at_fpr, roc_auc, score_all
 
@@ -51,7 +52,7 @@ def test_thresholds_keep_human_false_positives_and_uncertainty_in_every_codec_gr
     group = [("none", "mp3", "aac", "opus")[i % 4] for i in range(n)]
     worse = np.array([g == "mp3" for g in group])
     p = 1 / (1 + np.exp(-(3 * (2 * y - 1) + rng.normal(0, 1 + 1.5 * worse, n))))
-    data = FusionData(np.zeros(n), np.full(n, np.nan), np.zeros(n, bool), y, group)
+    data = FusionData(np.zeros(n), np.full(n, np.nan), [LIVE] * n, y, group)
     ai_t, human_t = choose_thresholds({"fused": p}, data)
     for g in set(group):
         sel = (y == 0) & np.array([x == g for x in group])

@@ -11,6 +11,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
+from ..audio.codec import CodecHistory
 from ..errors import ModelError
 from ..hashing import sha256_file
 from .logistic import LogisticModel, sigmoid
@@ -55,15 +58,43 @@ class FusionParams:
         )
 
 
-def fusion_inputs(cnn_logit: float | None, demucs_logit: float | None, lossy: bool) -> dict[str, float]:
-    """The named inputs every fusion model draws its features from."""
-    q = 1.0 if lossy else 0.0
-    row = {"lossy": q}
-    if cnn_logit is not None:
-        row.update(cnn_logit=cnn_logit, cnn_logit_x_lossy=cnn_logit * q)
-    if demucs_logit is not None:
-        row.update(demucs_logit=demucs_logit, demucs_logit_x_lossy=demucs_logit * q)
+@dataclass(frozen=True)
+class Delivery:
+    """What the fusion knows of the input's codec history."""
+
+    lossy: bool            # a lossy container, or a lossy encoder's band edge found in the audio
+    bandlimit: float       # 0 for full band, rising as the band edge falls (0.45 at 11 kHz)
+
+    @classmethod
+    def of(cls, codec: CodecHistory) -> "Delivery":
+        return cls.of_band(codec.lossy, codec.bandwidth_hz)
+
+    @classmethod
+    def of_band(cls, lossy: bool, bandwidth_hz: float) -> "Delivery":
+        return cls(lossy, float(np.clip(1.0 - bandwidth_hz / FULL_BAND_HZ, 0.0, 1.0)))
+
+
+LIVE = Delivery(lossy=False, bandlimit=0.0)   # live input: PCM straight from the interface
+FULL_BAND_HZ = 20000.0
+
+
+def fusion_inputs(cnn_logit: float | None, demucs_logit: float | None, delivery: Delivery) -> dict[str, float]:
+    """The named inputs every fusion model draws its features from: each engine's logit alone and
+    scaled by the codec evidence, so that a lossy or band-limited input can shift the weights."""
+    q, b = (1.0 if delivery.lossy else 0.0), delivery.bandlimit
+    row = {"lossy": q, "bandlimit": b}
+    for name, logit in (("cnn_logit", cnn_logit), ("demucs_logit", demucs_logit)):
+        if logit is not None:
+            row.update({name: logit, f"{name}_x_lossy": logit * q, f"{name}_x_bandlimit": logit * b})
     return row
+
+
+def model_features(*engines: str) -> list[str]:
+    """The feature list of a fusion model over the given engines ("cnn", "demucs")."""
+    names = ["lossy", "bandlimit"]
+    for engine in engines:
+        names += [f"{engine}_logit", f"{engine}_logit_x_lossy", f"{engine}_logit_x_bandlimit"]
+    return names
 
 
 class Fusion:
@@ -95,20 +126,20 @@ class Fusion:
             return "human"
         return "uncertain"
 
-    def cnn_probability(self, cnn_logit: float, lossy: bool) -> float:
-        return self.params.cnn_only.probability_of(fusion_inputs(cnn_logit, None, lossy))
+    def cnn_probability(self, cnn_logit: float, delivery: Delivery) -> float:
+        return self.params.cnn_only.probability_of(fusion_inputs(cnn_logit, None, delivery))
 
-    def demucs_wanted(self, p_cnn: float, lossy: bool) -> str | None:
+    def demucs_wanted(self, p_cnn: float, delivery: Delivery) -> str | None:
         """Auto mode: why the Demucs engine should run after the CNN, or None if it need not."""
         if self.label(p_cnn) == "uncertain":
             return "cnn uncertain"
         lo, hi = self.params.lossy_band
-        if lossy and lo < p_cnn < hi:
+        if delivery.lossy and lo < p_cnn < hi:
             return "lossy input and weak cnn evidence"
         return None
 
-    def combine(self, cnn_logit: float | None, demucs_logit: float | None, lossy: bool) -> Verdict:
-        row = fusion_inputs(cnn_logit, demucs_logit, lossy)
+    def combine(self, cnn_logit: float | None, demucs_logit: float | None, delivery: Delivery) -> Verdict:
+        row = fusion_inputs(cnn_logit, demucs_logit, delivery)
         if cnn_logit is not None and demucs_logit is not None:
             model, by = self.params.both, "cnn+demucs"
         elif cnn_logit is not None:

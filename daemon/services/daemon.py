@@ -12,6 +12,7 @@ from pathlib import Path
 from ..analysis import Analyzer
 from ..config import Config, state_dir
 from ..config.paths import expand
+from ..engines.fusion import LIVE
 from ..errors import AimusicError, ModelError, QueueFullError
 from ..hashing import sha256_file
 from .jobs import JobEvent, JobRunner
@@ -166,7 +167,7 @@ class Daemon:
             self.state_dir / "captures")
         self.live = LiveMonitor(
             self.cfg.live, cnn.meta.window_s,
-            score=lambda mono: fusion.cnn_probability(cnn.window_logit(mono), lossy=False),
+            score=lambda mono: fusion.cnn_probability(cnn.window_logit(mono), LIVE),
             label=fusion.label, on_score=self._on_live_score, on_alert=self._on_live_alert,
             on_capture=self._on_live_capture, capture_dir=capture_dir,
         )

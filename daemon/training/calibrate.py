@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..engines.demucs.features import FEATURE_NAMES
-from ..engines.fusion import FusionParams, fusion_inputs
+from ..engines.fusion import Delivery, FusionParams, fusion_inputs, model_features
 from ..engines.logistic import LogisticModel, sigmoid
 from .scoring import Scored
 
@@ -39,11 +39,19 @@ def head_logit(head: LogisticModel, s: Scored) -> float | None:
 
 @dataclass
 class FusionData:
-    cnn: np.ndarray          # calibrated CNN logits
-    demucs: np.ndarray       # head logits (nan where not measured)
-    lossy: np.ndarray
+    cnn: np.ndarray              # calibrated CNN logits
+    demucs: np.ndarray           # head logits (nan where not measured)
+    delivery: list[Delivery]     # codec evidence per example
     y: np.ndarray
-    group: list[str]         # codec family: none | mp3 | aac | opus
+    group: list[str]             # codec family: none | mp3 | aac | opus
+
+    def inputs(self, i: int, engines: tuple[str, ...]) -> dict[str, float]:
+        return fusion_inputs(float(self.cnn[i]) if "cnn" in engines else None,
+                             float(self.demucs[i]) if "demucs" in engines else None, self.delivery[i])
+
+
+MODELS = (("cnn", "cnn_only", ("cnn",)), ("demucs", "demucs_only", ("demucs",)),
+          ("fused", "both", ("cnn", "demucs")))
 
 
 def fusion_data(scored: list[Scored], platt: tuple[float, float], head: LogisticModel) -> FusionData:
@@ -52,51 +60,41 @@ def fusion_data(scored: list[Scored], platt: tuple[float, float], head: Logistic
     return FusionData(
         cnn=np.array([a * s.cnn_raw + b for s in scored]),
         demucs=np.array([np.nan if d is None else d for d in demucs]),
-        lossy=np.array([s.lossy for s in scored], bool),
+        delivery=[s.delivery for s in scored],
         y=np.array([s.label for s in scored]),
         group=[s.codec.split("-")[0] for s in scored],
     )
 
 
-def _fit_rows(data: FusionData, names: list[str], mask: np.ndarray) -> LogisticModel:
-    rows = []
-    for c, d, q in zip(data.cnn[mask], data.demucs[mask], data.lossy[mask]):
-        rows.append(fusion_inputs(float(c) if "cnn_logit" in names else None,
-                                  float(d) if "demucs_logit" in names else None, bool(q)))
-    x = np.array([[r[n] for n in names] for r in rows])
+def _fit(data: FusionData, engines: tuple[str, ...], mask: np.ndarray) -> LogisticModel:
+    names = model_features(*engines)
+    x = np.array([[data.inputs(i, engines)[n] for n in names] for i in np.nonzero(mask)[0]])
     return LogisticModel.fit(names, x, data.y[mask], l2=FUSION_L2)
 
 
 def fit_fusion(data: FusionData, name: str) -> FusionParams:
     has_demucs = ~np.isnan(data.demucs)
-    cnn_only = _fit_rows(data, ["cnn_logit", "lossy", "cnn_logit_x_lossy"], np.ones(len(data.y), bool))
-    demucs_only = _fit_rows(data, ["demucs_logit", "lossy", "demucs_logit_x_lossy"], has_demucs)
-    both = _fit_rows(data, ["cnn_logit", "demucs_logit", "lossy", "cnn_logit_x_lossy",
-                            "demucs_logit_x_lossy"], has_demucs)
-    params = FusionParams(name, cnn_only, demucs_only, both, ai_threshold=0.5, human_threshold=0.5,
-                          lossy_band=(0.0, 1.0))
+    models = {attr: _fit(data, engines, has_demucs if "demucs" in engines else np.ones(len(data.y), bool))
+              for _, attr, engines in MODELS}
+    params = FusionParams(name, **models, ai_threshold=0.5, human_threshold=0.5, lossy_band=(0.0, 1.0))
     probs = fused_probabilities(params, data)
     # The paths auto and full mode take (CNN alone, or both engines) set the thresholds; the
     # Demucs-only model serves only the explicit "demucs" mode and is reported, not tuned for.
     ai_t, human_t = choose_thresholds({k: probs[k] for k in ("cnn", "fused")}, data)
-    return FusionParams(name, cnn_only, demucs_only, both, ai_t, human_t,
+    return FusionParams(name, **models, ai_threshold=ai_t, human_threshold=human_t,
                         lossy_band=widened_band(human_t, ai_t))
 
 
 def fused_probabilities(params: FusionParams, data: FusionData) -> dict[str, np.ndarray]:
     """P(AI) per example from each fusion model (nan where that model's inputs are missing)."""
     out = {}
-    for key, model in (("cnn", params.cnn_only), ("demucs", params.demucs_only), ("fused", params.both)):
-        p = []
-        for c, d, q in zip(data.cnn, data.demucs, data.lossy):
-            needs_d = "demucs_logit" in model.features
-            if needs_d and np.isnan(d):
-                p.append(np.nan)
-                continue
-            row = fusion_inputs(float(c) if "cnn_logit" in model.features else None,
-                                float(d) if needs_d else None, bool(q))
-            p.append(float(sigmoid(model.logit_of(row))))
-        out[key] = np.array(p)
+    for key, attr, engines in MODELS:
+        model = getattr(params, attr)
+        out[key] = np.array([
+            np.nan if "demucs" in engines and np.isnan(data.demucs[i])
+            else float(sigmoid(model.logit_of(data.inputs(i, engines))))
+            for i in range(len(data.y))
+        ])
     return out
 
 

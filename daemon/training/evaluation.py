@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from ..audio import load_audio
-from ..engines.fusion import Fusion, FusionParams
+from ..engines.fusion import Delivery, Fusion, FusionParams
 from ..errors import AimusicError
 from ..files import audio_files_in
 from .calibrate import FusionData, fused_probabilities
@@ -39,8 +39,8 @@ def engine_probabilities(params: FusionParams, data: FusionData) -> dict[str, np
     probs = fused_probabilities(params, data)
     fusion = Fusion(params)
     auto = probs["cnn"].copy()
-    for i, (p, lossy) in enumerate(zip(probs["cnn"], data.lossy)):
-        if fusion.demucs_wanted(float(p), bool(lossy)) and not np.isnan(probs["fused"][i]):
+    for i, (p, delivery) in enumerate(zip(probs["cnn"], data.delivery)):
+        if fusion.demucs_wanted(float(p), delivery) and not np.isnan(probs["fused"][i]):
             auto[i] = probs["fused"][i]
     probs["auto"] = auto
     return probs
@@ -111,13 +111,13 @@ def evaluate_folders(analyzer: Analyzer, items: list[FolderItem], conditions: li
                 log(f"  skipped: {exc}")
                 continue
             demucs = report.demucs.logit if report.demucs.ran else np.nan
-            rows.append((report.cnn.logit, demucs, report.codec.lossy, item.label))
+            rows.append((report.cnn.logit, demucs, Delivery.of(report.codec), item.label))
             if (n + 1) % 20 == 0:
                 log(f"  {condition.label()}: {n + 1}/{len(items)}")
         if rows:
-            c, d, q, y = (np.array(v) for v in zip(*rows))
-            by_condition[_name(condition)] = FusionData(c, d.astype(float), q.astype(bool), y,
-                                                        [condition.codec] * len(y))
+            c, d, deliveries, y = zip(*rows)
+            by_condition[_name(condition)] = FusionData(np.array(c), np.array(d, float), list(deliveries),
+                                                        np.array(y), [condition.codec] * len(y))
         log(f"{_name(condition)}: {len(rows)} files analysed, {failures} failed")
     fusion = analyzer.fusion
     return evaluate(fusion.params, by_condition, fusion.ai_threshold, fusion.human_threshold)

@@ -50,9 +50,9 @@ class Sizes:
     head_s: float = 8.0
 
 
-# Sized for about 90 minutes on 2 CPU cores; HTDemucs (about 6 s per excerpt) dominates.
-FULL = Sizes(cnn_positions=2500, val_positions=300, epochs=8, head_positions=50,
-             calib_positions=150, calib_demucs=40, test_positions=64, test_demucs=12)
+# Sized for about 100 minutes on 2 CPU cores; HTDemucs (about 7 s per example) dominates.
+FULL = Sizes(cnn_positions=3000, val_positions=300, epochs=8, head_positions=40,
+             calib_positions=150, calib_demucs=30, test_positions=64, test_demucs=16)
 QUICK = Sizes(cnn_positions=32, val_positions=8, epochs=1, head_positions=3,
               calib_positions=6, calib_demucs=2, test_positions=3, test_demucs=1, track_s=10.0)
 

@@ -15,6 +15,7 @@ from ..audio import ENGINE_RATE, AudioInfo
 from ..audio.codec import codec_history
 from ..engines.cnn import CnnEngine
 from ..engines.demucs.engine import DemucsEngine
+from ..engines.fusion import Delivery
 from .examples import Item, render
 
 
@@ -26,11 +27,16 @@ class Scored:
     label: int
     codec: str
     lossy: bool
+    bandwidth_hz: float
     cnn_raw: float                         # mean window logit before Platt scaling
     features: dict[str, float] | None      # Demucs features (one excerpt), if measured
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @property
+    def delivery(self) -> Delivery:
+        return Delivery.of_band(self.lossy, self.bandwidth_hz)
 
 
 def _info(item: Item, samples: int) -> AudioInfo:
@@ -77,7 +83,7 @@ def _score(item: Item, x: np.ndarray | None, cnn: CnnEngine | None, demucs: Demu
     if x is None:
         return None
     mono = x.mean(axis=0)
-    lossy = codec_history(mono, ENGINE_RATE, _info(item, x.shape[1])).lossy
+    history = codec_history(mono, ENGINE_RATE, _info(item, x.shape[1]))
     cnn_raw = float("nan")
     if cnn is not None:
         ev = cnn.score_track(mono)
@@ -86,7 +92,7 @@ def _score(item: Item, x: np.ndarray | None, cnn: CnnEngine | None, demucs: Demu
     if measure and demucs is not None:
         key = item_key(item)
         if key not in cache:
-            cache[key] = {"lossy": lossy, "features": demucs.measure(x)[1]}
+            cache[key] = {"features": demucs.measure(x)[1]}
         features = cache[key]["features"]
     return Scored(item.track.package, item.track.name, item.family, item.label,
-                  item.codec.label(), lossy, cnn_raw, features)
+                  item.codec.label(), history.lossy, history.bandwidth_hz, cnn_raw, features)

@@ -13,7 +13,7 @@ from daemon.engines.cnn import CnnEngine, CnnModelMeta, CnnNet, MelConfig, NetCo
 from daemon.engines.demucs.engine import DemucsEngine, DemucsHead
 from daemon.engines.demucs.features import FEATURE_NAMES
 from daemon.engines.demucs.separation import Separator, tiny_htdemucs
-from daemon.engines.fusion import Fusion, FusionParams
+from daemon.engines.fusion import Fusion, FusionParams, model_features
 from daemon.engines.logistic import LogisticModel
 
 
@@ -52,12 +52,16 @@ def tiny_model_set(folder: Path) -> TinyModels:
     rng = np.random.default_rng(0)
     head = DemucsHead("tiny-head", _logistic(list(FEATURE_NAMES), list(rng.normal(0, 0.1, len(FEATURE_NAMES)))),
                       "0" * 64)
+    def fused(weights: dict[str, float], *engines: str) -> LogisticModel:
+        names = model_features(*engines)
+        return _logistic(names, [weights.get(n, 0.0) for n in names])
+
     params = FusionParams(
         name="tiny-fusion",
-        cnn_only=_logistic(["cnn_logit", "lossy", "cnn_logit_x_lossy"], [1.0, 0.0, -0.5]),
-        demucs_only=_logistic(["demucs_logit", "lossy", "demucs_logit_x_lossy"], [1.0, 0.0, 0.0]),
-        both=_logistic(["cnn_logit", "demucs_logit", "lossy", "cnn_logit_x_lossy", "demucs_logit_x_lossy"],
-                       [1.0, 1.0, 0.0, -0.5, 0.5]),
+        cnn_only=fused({"cnn_logit": 1.0, "cnn_logit_x_lossy": -0.5}, "cnn"),
+        demucs_only=fused({"demucs_logit": 1.0}, "demucs"),
+        both=fused({"cnn_logit": 1.0, "demucs_logit": 1.0, "cnn_logit_x_lossy": -0.5,
+                    "demucs_logit_x_lossy": 0.5}, "cnn", "demucs"),
         ai_threshold=0.8, human_threshold=0.2, lossy_band=(0.1, 0.9),
     )
     return TinyModels(cnn_path, head, params)
