@@ -84,6 +84,7 @@ def test_examples_render_reproducibly_with_codec_and_fake(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.weights
+@pytest.mark.timeout(1500)
 def test_quick_training_run_produces_loadable_models_and_a_model_card(real_weights, tmp_path):
     out = tmp_path / "models"
     run = subprocess.run([sys.executable, "-m", "daemon", "train", "--quick", "--out", str(out),
@@ -91,7 +92,7 @@ def test_quick_training_run_produces_loadable_models_and_a_model_card(real_weigh
                          env=dict(os.environ, PYTHONUNBUFFERED="1"))
     assert run.returncode == 0, run.stderr[-3000:]
     card = (out / "MODEL_CARD.md").read_text()
-    assert "QUICK SMOKE RUN" in card and "| cnn.safetensors |" in card
+    assert "QUICK SMOKE RUN" in card and "| `cnn.safetensors` |" in card
     metrics = json.loads((out / "metrics.json").read_text())
     conditions = {r["condition"] for r in metrics["table"]}
     assert conditions == {"none", "mp3-320", "mp3-128", "mp3-64", "aac-128", "opus-64"}
