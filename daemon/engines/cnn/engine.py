@@ -106,7 +106,8 @@ class CnnEngine:
         except (OSError, KeyError, ValueError, RuntimeError, SafetensorError) as exc:
             raise ModelError(f"{weights}: cannot load CNN weights ({exc})") from None
         self.sha256 = sha256_file(weights)
-        self.net = _fuse_batchnorm(net.eval())
+        # channels-last runs the small convs and pools 2-3x faster on CPU than NCHW, same outputs
+        self.net = _fuse_batchnorm(net.eval()).to(memory_format=torch.channels_last)
         self.melspec = LogMel(self.meta.mel).eval()
         self._lock = threading.Lock()  # one forward at a time: torch already uses every core
 
@@ -126,7 +127,8 @@ class CnnEngine:
             for start in range(0, frames, CHUNK_FRAMES):
                 lo = max(0, start - MARGIN_FRAMES)
                 hi = min(total, start + CHUNK_FRAMES + MARGIN_FRAMES)   # right context as in one pass
-                out = self.net(self.melspec.frames(padded, lo, hi))[0]
+                mel = self.melspec.frames(padded, lo, hi).contiguous(memory_format=torch.channels_last)
+                out = self.net(mel)[0]
                 first = (start - lo) // stride
                 outs.append(out[first:first + min(CHUNK_FRAMES, frames - start) // stride])
         return torch.cat(outs).numpy() if outs else np.zeros(0, np.float32)
