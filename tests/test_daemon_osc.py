@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from pythonosc.osc_message_builder import OscMessageBuilder
@@ -199,6 +200,21 @@ def test_status_says_plainly_when_no_daemon_runs(tmp_path):
     out = subprocess.run([sys.executable, "-m", "daemon", "status", "--preset", str(preset), "--timeout", "0.5"],
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 3 and "not answering" in out.stdout
+
+
+def _thread_nice_values(pid: int) -> dict[int, int]:
+    values = {}
+    for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
+        values[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[16])
+    return values
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice values are Linux's")
+def test_the_demucs_worker_yields_the_cpu_to_live_and_cnn_work(daemon):
+    d = daemon()
+    nice = _thread_nice_values(d.proc.pid)
+    assert nice[d.proc.pid] == 0                                # main thread, OSC, CNN worker, live
+    assert sorted(nice.values()).count(10) == 1                 # the Demucs worker alone
 
 
 def test_sigterm_stops_the_daemon_cleanly_and_quickly(daemon):

@@ -8,6 +8,8 @@ asks for the slow engine. One Demucs worker, since HTDemucs already uses every c
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +22,21 @@ from ..report import Report, write_report
 from .store import Job, Store
 
 log = logging.getLogger("aimusicd.jobs")
+
+DEMUCS_NICE_STEP = 10
+
+
+def _lower_this_threads_priority(step: int) -> None:
+    """On Linux a nice value belongs to one thread, and the threads it starts (torch's OpenMP team
+    for this worker) inherit it: Demucs then yields the CPU to live scoring, the CNN worker and the
+    audio clients instead of making them miss their deadlines."""
+    if not sys.platform.startswith("linux"):
+        return  # elsewhere it would renice the whole daemon, live input included
+    tid = threading.get_native_id()
+    try:
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + step))
+    except OSError as exc:
+        log.debug("cannot lower the Demucs worker's priority: %s", exc)
 
 
 @dataclass
@@ -85,6 +102,8 @@ class JobRunner:
         return not any(t.is_alive() for t in self._threads)
 
     def _loop(self, stage: str, step: Callable[[Job], None]) -> None:
+        if stage == "demucs":
+            _lower_this_threads_priority(DEMUCS_NICE_STEP)
         while not self._stop.is_set():
             job = self.store.claim(stage)
             if job is None:
