@@ -213,8 +213,11 @@ def _thread_nice_values(pid: int) -> dict[int, int]:
 def test_the_demucs_worker_yields_the_cpu_to_live_and_cnn_work(daemon):
     d = daemon()
     nice = _thread_nice_values(d.proc.pid)
-    assert nice[d.proc.pid] == 0                                # main thread, OSC, CNN worker, live
-    assert sorted(nice.values()).count(10) == 1                 # the Demucs worker alone
+    base = nice[d.proc.pid]                                     # main thread, OSC, CNN worker, live
+    if base > 9:
+        pytest.skip(f"the tests themselves run at nice {base}: no room below")
+    lowered = [tid for tid, value in nice.items() if value == base + 10]
+    assert len(lowered) == 1                                    # the Demucs worker alone
 
 
 def test_sigterm_stops_the_daemon_cleanly_and_quickly(daemon):
