@@ -57,9 +57,9 @@ class Row:
 
 def print_table(title: str, rows: list[Row]) -> None:
     print(f"\n{title}\n")
-    head = f"| {'measurement':<52} | {'value':>10} | {'unit':<8} | {'vs baseline':>11} | {'target':<14} | ok  |"
+    head = f"| {'measurement':<52} | {'value':>10} | {'unit':<8} | {'vs baseline':>13} | {'target':<14} | ok  |"
     print(head)
     print("|" + "|".join("-" * (len(c)) for c in head.split("|")[1:-1]) + "|")
     for r in rows:
         ok = "" if r.ok is None else ("yes" if r.ok else "NO")
-        print(f"| {r.what:<52} | {r.value:>10.2f} | {r.unit:<8} | {r.ratio:>11} | {r.target:<14} | {ok:<3} |")
+        print(f"| {r.what:<52} | {r.value:>10.2f} | {r.unit:<8} | {r.ratio:>13} | {r.target:<14} | {ok:<3} |")

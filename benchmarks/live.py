@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -54,7 +53,15 @@ def main() -> int:
         root = Path(tmp)
         print("preparing material ...", file=sys.stderr, flush=True)
         live_wav = write_wav(root / "live.wav", corpus_music(total_s + 30, RATE), RATE)
-        bounce = write_wav(root / "bounce.wav", corpus_music(BOUNCE_S), 44100)
+        # Written before the run, so that the harness itself adds no load; each differs in one
+        # sample (a re-bounce: same music, not a duplicate file).
+        staging = root / "staging"
+        staging.mkdir()
+        music = corpus_music(BOUNCE_S)
+        bounces = []
+        for n in range(int((total_s - args.baseline_minutes * 60) / 15) + 1):
+            music[:, -1] = n / 1e4
+            bounces.append(write_wav(staging / f"bounce{n + 1}.wav", music, 44100))
         jack = JackServer(root)
         jack.start()
         os.environ.update(jack.env)
@@ -78,13 +85,10 @@ def main() -> int:
             base = _stats(d)
             print("load phase: bounces through the Demucs engine ...", file=sys.stderr, flush=True)
             to_cnn, to_full = [], []
-            n = 0
-            while time.monotonic() - started < total_s - BOUNCE_S / 8:
-                n += 1
-                tmp_copy = d.inbox / f".incoming{n}.wav"
-                shutil.copy(bounce, tmp_copy)
-                target = d.inbox / f"bounce{n}.wav"
-                os.rename(tmp_copy, target)            # the last byte lands with this rename
+            while bounces and time.monotonic() - started < total_s - BOUNCE_S / 8:
+                staged = bounces.pop(0)
+                target = d.inbox / staged.name
+                os.rename(staged, target)              # the last byte lands with this rename
                 last_byte = time.time()
                 mine = lambda m: m.args[1] == str(target)      # noqa: E731
                 prelim = d.client.wait_for("/aimusic/preliminary", 60, where=mine)
@@ -95,6 +99,9 @@ def main() -> int:
             load = _stats(d)
             rss = _peak_rss_mb(d.proc.pid)
             player.terminate()
+        except Exception:
+            print("daemon log (tail):\n" + "\n".join(d.log().splitlines()[-30:]), file=sys.stderr)
+            raise
         finally:
             d.stop()
             d.client.close()

@@ -109,7 +109,9 @@ class CnnEngine:
         # channels-last runs the small convs and pools 2-3x faster on CPU than NCHW, same outputs
         self.net = _fuse_batchnorm(net.eval()).to(memory_format=torch.channels_last)
         self.melspec = LogMel(self.meta.mel).eval()
-        self._lock = threading.Lock()  # one forward at a time: torch already uses every core
+        # Whole tracks are scored one at a time (torch already uses every core). Live windows take
+        # no lock: a few ms of overlap costs less than waiting behind a whole-track pass.
+        self._track_lock = threading.Lock()
 
     @property
     def sample_rate(self) -> int:
@@ -119,7 +121,7 @@ class CnnEngine:
         """Raw frame logits for a mono signal, one per `net.time_stride` mel frames."""
         stride = self.meta.net.time_stride
         x = torch.from_numpy(np.ascontiguousarray(mono, dtype=np.float32))[None]
-        with self._lock, torch.inference_mode():
+        with torch.inference_mode():
             padded = self.melspec.pad(x)
             total = self.melspec.n_frames(x.shape[-1])
             frames = total - total % stride
@@ -142,7 +144,8 @@ class CnnEngine:
 
     def score_track(self, mono: np.ndarray) -> CnnEvidence:
         started = time.perf_counter()
-        logits = self.frame_logits(mono)
+        with self._track_lock:
+            logits = self.frame_logits(mono)
         seconds_per_logit = self.meta.net.time_stride * self.meta.mel.hop / self.sample_rate
         per_window = max(1, round(self.meta.window_s / seconds_per_logit))
         per_hop = max(1, round(self.meta.hop_s / seconds_per_logit))
