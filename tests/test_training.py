@@ -1,5 +1,6 @@
 """Training pieces: metrics against brute force, threshold guarantees, reproducible examples, and
-a smoke run of `aimusicd train --quick` that must produce loadable models and a model card."""
+a smoke run of `aimusicd train --quick` that must produce loadable models and a model card, and
+`aimusicd eval` on labelled folders of real files."""
 
 from __future__ import annotations
 
@@ -105,3 +106,37 @@ def test_quick_training_run_produces_loadable_models_and_a_model_card(real_weigh
     DemucsHead.load(out / "demucs_head.json")
     fusion = Fusion.load(out / "fusion.json")
     assert 0 < fusion.human_threshold < fusion.ai_threshold < 1
+
+
+def test_eval_command_prints_the_condition_by_engine_table_for_labelled_folders(tmp_path):
+    import soundfile as sf
+
+    from daemon.training.fakes import make_fake
+    from support.audio import music
+
+    human, ai = tmp_path / "human", tmp_path / "ai"
+    human.mkdir(), ai.mkdir()
+    rng = np.random.default_rng(3)
+    for i in range(3):
+        x = music(8, 44100, seed=20 + i)
+        sf.write(human / f"h{i}.wav", x.T, 44100, subtype="PCM_16")
+        sf.write(ai / f"a{i}.flac", make_fake("upsampler", x, 44100, rng).T, 44100)
+    (ai / "notes.txt").write_text("not audio, not matched by the patterns")
+    base = [sys.executable, "-m", "daemon", "eval", "--human", str(human), "--ai", str(ai),
+            "--engines", "cnn", "--conditions", "as-given", "mp3-64"]
+    run = subprocess.run(base + ["--json"], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    rows = json.loads(run.stdout)
+    assert {(r["condition"], r["engine"]) for r in rows} >= {("as-given", "cnn"), ("mp3-64", "cnn")}
+    for r in rows:
+        if r["engine"] == "cnn":
+            assert r["n_ai"] == 3 and r["n_human"] == 3 and 0.0 <= r["auc"] <= 1.0
+    assert "3 human and 3 AI files" in run.stderr and "mp3-64: 6 files analysed, 0 failed" in run.stderr
+
+    table = subprocess.run(base[:-1], capture_output=True, text=True, timeout=600)
+    assert table.returncode == 0 and table.stdout.splitlines()[0].split()[:3] == ["condition", "engine", "n_ai"]
+
+    missing = subprocess.run(base[:5] + [str(tmp_path / "nope"), "--ai", str(ai)],
+                             capture_output=True, text=True, timeout=120)
+    assert missing.returncode != 0 and "nope: not a folder" in missing.stderr
+    assert "Traceback" not in missing.stderr
