@@ -58,6 +58,9 @@ class FusionParams:
         )
 
 
+FULL_BAND_HZ = 20000.0
+
+
 @dataclass(frozen=True)
 class Delivery:
     """What the fusion knows of the input's codec history."""
@@ -75,7 +78,6 @@ class Delivery:
 
 
 LIVE = Delivery(lossy=False, bandlimit=0.0)   # live input: PCM straight from the interface
-FULL_BAND_HZ = 20000.0
 
 
 def fusion_inputs(cnn_logit: float | None, demucs_logit: float | None, delivery: Delivery) -> dict[str, float]:

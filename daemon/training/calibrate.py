@@ -68,7 +68,8 @@ def fusion_data(scored: list[Scored], platt: tuple[float, float], head: Logistic
 
 def _fit(data: FusionData, engines: tuple[str, ...], mask: np.ndarray) -> LogisticModel:
     names = model_features(*engines)
-    x = np.array([[data.inputs(i, engines)[n] for n in names] for i in np.nonzero(mask)[0]])
+    rows = (data.inputs(i, engines) for i in np.nonzero(mask)[0])
+    x = np.array([[row[n] for n in names] for row in rows])
     return LogisticModel.fit(names, x, data.y[mask], l2=FUSION_L2)
 
 

@@ -89,7 +89,7 @@ def _fuse_batchnorm(net: CnnNet) -> CnnNet:
 
 
 class CnnEngine:
-    """Loads once, then scores whole tracks (`score_track`) and live windows (`score_window`)."""
+    """Loads once, then scores whole tracks (`score_track`) and live windows (`window_logit`)."""
 
     def __init__(self, weights: Path = PACKAGED_WEIGHTS):
         if not weights.is_file():
