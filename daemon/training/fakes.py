@@ -15,7 +15,8 @@ colouring transfers worse, so kernels start as proper interpolators with 5-30 % 
   subpixel   convolution to stride x channels then a 1-D pixel shuffle (TRANSFER_HOLDOUT)
 All run as torch stages (float32, CPU, no_grad). The neural ones have 1-3 stages of stride 2, 3, 4, 5
 or 8 (S 2..16) and decode at 48, 32 or 24 kHz half the time, so their images land at other absolute
-frequencies. No trained autoencoder family (not done).
+frequencies. The learned family (a small autoencoder trained here) lives in autoencoder.py and
+joins FAMILIES through register() once trained.
 
 Speed, 6 s of 44.1 kHz stereo on the 2-core dev machine (another job using about one core), 20 seeds,
 median (slowest): upsampler 0.04 s (0.07), tconv 0.08 s (0.12), upconv 0.06 s (0.11), subpixel
@@ -73,6 +74,12 @@ class FakeFamily:
     description: str
 
 
+def register(family: FakeFamily) -> None:
+    """Add a family that needs preparing first (the learned autoencoder). Worker processes forked
+    afterwards inherit it."""
+    FAMILIES[family.name] = family
+
+
 def make_fake(name: str, x: Array, rate: int, rng: np.random.Generator) -> Array:
     """Apply family `name` with fresh random settings drawn from rng."""
     if name not in FAMILIES:
@@ -98,14 +105,14 @@ def render(name: str, x: Array, rate: int, plan: DecoderPlan, rng: np.random.Gen
     if x.ndim != 2 or x.shape[0] != 2:
         raise ValueError(f"expected stereo audio of shape (2, samples), got {x.shape}")
     xd = x.astype(np.float64)
-    at_plan = _resample(xd, rate, plan.rate)
+    at_plan = resample_f64(xd, rate, plan.rate)
     n = at_plan.shape[1]
     s = plan.total_stride
     lo = resample_poly(at_plan, 1, s, axis=-1)
-    base = _fit(resample_poly(lo, s, 1, axis=-1), n)
-    dev = _fit(_DECODERS[name](lo, plan.strides, rng), n) - base
+    base = fit_length(resample_poly(lo, s, 1, axis=-1), n)
+    dev = fit_length(_DECODERS[name](lo, plan.strides, rng), n) - base
     dev -= dev.mean(axis=1, keepdims=True)   # DC from the biases goes; their tones stay
-    return _match_rms(xd + _fit(_resample(dev, plan.rate, rate), x.shape[1]), xd)
+    return match_rms(xd + fit_length(resample_f64(dev, plan.rate, rate), x.shape[1]), xd)
 
 
 Stage = Callable[[torch.Tensor, int, np.random.Generator], tuple[torch.Tensor, float]]
@@ -234,7 +241,7 @@ def _bias(rng: np.random.Generator, rms: float, channels: int) -> Array:
     return size * rms * rng.choice((-1.0, 1.0), (channels, 1))
 
 
-def _match_rms(y: Array, x: Array) -> Array:
+def match_rms(y: Array, x: Array) -> Array:
     y = y * (np.sqrt((x ** 2).mean()) / (np.sqrt((y ** 2).mean()) + 1e-12))
     peak = np.abs(y).max(initial=0.0)
     if peak > 0.999:
@@ -242,13 +249,13 @@ def _match_rms(y: Array, x: Array) -> Array:
     return y.astype(np.float32)
 
 
-def _fit(y: Array, n: int) -> Array:
+def fit_length(y: Array, n: int) -> Array:
     if y.shape[1] < n:
         return np.pad(y, ((0, 0), (0, n - y.shape[1])))
     return y[:, :n]
 
 
-def _resample(x: Array, rate_in: int, rate_out: int) -> Array:
+def resample_f64(x: Array, rate_in: int, rate_out: int) -> Array:
     if rate_in == rate_out:
         return x
     g = gcd(rate_in, rate_out)
