@@ -87,16 +87,30 @@ def test_examples_render_reproducibly_with_codec_and_fake(tmp_path):
 @pytest.mark.weights
 @pytest.mark.timeout(1500)
 def test_quick_training_run_produces_loadable_models_and_a_model_card(real_weights, tmp_path):
+    def train(out, *extra):
+        return subprocess.run([sys.executable, "-m", "daemon", "train", "--quick", "--out", str(out),
+                               "--work", str(tmp_path / "work"), *extra], capture_output=True, text=True,
+                              timeout=1200, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+
+    refused = train(tmp_path / "never", "--reuse-cnn")
+    assert refused.returncode != 0 and "--reuse-cnn" in refused.stderr and "Traceback" not in refused.stderr
     out = tmp_path / "models"
-    run = subprocess.run([sys.executable, "-m", "daemon", "train", "--quick", "--out", str(out),
-                          "--work", str(tmp_path / "work")], capture_output=True, text=True, timeout=1200,
-                         env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    run = train(out)
     assert run.returncode == 0, run.stderr[-3000:]
     card = (out / "MODEL_CARD.md").read_text()
     assert "QUICK SMOKE RUN" in card and "| `cnn.safetensors` |" in card
+    assert "autoencoder (transfer)" in card and "subpixel (transfer)" in card
     metrics = json.loads((out / "metrics.json").read_text())
     conditions = {r["condition"] for r in metrics["table"]}
     assert conditions == {"none", "mp3-320", "mp3-128", "mp3-64", "aac-128", "opus-64"}
+    assert metrics["families"]["transfer_holdout"] == ["subpixel", "autoencoder"]
+
+    # A second run re-fits on the first one's CNN, autoencoder and Demucs features: same models.
+    again = train(tmp_path / "again", "--reuse-cnn")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "reusing" in again.stderr and "epoch 1/" not in again.stderr
+    for name in ("cnn.safetensors", "demucs_head.json", "fusion.json"):
+        assert (tmp_path / "again" / name).read_bytes() == (out / name).read_bytes(), name
 
     from daemon.engines.cnn import CnnEngine
     from daemon.engines.demucs.engine import DemucsHead

@@ -20,6 +20,9 @@ def add_parser(sub) -> None:
     p.add_argument("--work", type=Path, help="cache of intermediate results (default: CACHE/train)")
     p.add_argument("--corpora", type=Path, help="downloaded corpora (default: CACHE/corpora)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--reuse-cnn", action="store_true",
+                   help="take the CNN an earlier run with the same seed and sizes left in the work "
+                        "folder instead of training it again (re-fits everything above it)")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                    help="processes that render examples")
     add_preset_argument(p)
@@ -41,6 +44,6 @@ def run(args) -> int:
         print(msg, file=sys.stderr, flush=True)
 
     result = run_training(out, work, args.corpora or cache / "corpora", weights, args.quick,
-                          args.seed, max(1, args.workers), log)
+                          args.seed, max(1, args.workers), log, reuse_cnn=args.reuse_cnn)
     print(f"model card: {result.card}")
     return 0

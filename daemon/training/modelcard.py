@@ -22,7 +22,8 @@ def write_model_card(out_dir: Path, metrics: dict, table: str, fusion: FusionPar
         f"| {name} | {', '.join(d['packages'])} | {d['tracks']} | {d['minutes']} |" for name, d in data.items())
     families = "\n".join(f"- `{name}`: {f.description}" for name, f in FAMILIES.items())
     recall = "\n".join(
-        f"| {name} | {r['n']} | {r['called_ai']:.3f} | {r['called_human']:.3f} |"
+        f"| {name}{' (transfer)' if name in fam['transfer_holdout'] else ''} | {r['n']} | "
+        f"{r['called_ai']:.3f} | {r['called_human']:.3f} | {r['auc']:.3f} |"
         for name, r in metrics["family_recall"].items())
     aucs = "\n".join(f"| {k} | {v:.3f} |" for k, v in sorted(
         metrics["feature_auc"].items(), key=lambda kv: -abs(kv[1] - 0.5)))
@@ -62,12 +63,12 @@ Human music only from the Debian packages listed in the team's corpora notes, sp
 {splits}
 
 "AI-like" examples are made from the same split's human music by content-preserving decoder
-fingerprint families (`daemon/training/fakes.py`):
+fingerprint families (`daemon/training/fakes.py`; the learned one in `daemon/training/autoencoder.py`):
 
 {families}
 
 Trained on: {', '.join(fam['trained'])}. Held out of all training and calibration:
-**{fam['transfer_holdout']}** (reported below as transfer).
+**{', '.join(fam['transfer_holdout'])}** (reported below as transfer).
 
 Each example - human and fake alike - then goes through a delivery chain with fresh random settings:
 gain -9..+3 dB with a limiter, a 48 kHz detour for 30 %, and a real stereo codec: lossless 35 %,
@@ -94,8 +95,8 @@ The Demucs columns use the subset of test examples measured with HTDemucs.
 
 ### Recall by fake family (lossless condition, CNN path)
 
-| family | n | called ai | called human |
-|---|---|---|---|
+| family | n | called ai | called human | AUC vs human |
+|---|---|---|---|---|
 {recall}
 
 ### Which Demucs features carry signal (single-feature ROC AUC, calib + head examples)

@@ -12,20 +12,22 @@ from typing import Callable
 
 import numpy as np
 import torch
+from safetensors.torch import load_file
 
-from ..engines.cnn import CnnEngine, CnnModelMeta, NetConfig, save_cnn
+from ..engines.cnn import CnnEngine, CnnModelMeta, CnnNet, NetConfig, save_cnn
 from ..engines.demucs.engine import DemucsEngine
 from ..engines.demucs.features import FEATURE_NAMES
 from ..engines.demucs.separation import Separator, load_htdemucs
 from ..engines.fusion import FusionParams
 from ..engines.logistic import LogisticModel
+from ..errors import ModelError
 from ..hashing import sha256_file
-from . import calibrate, cnn_train
+from . import autoencoder, calibrate, cnn_train
 from .codecs import EVAL_CONDITIONS
 from .corpora import load_corpora
 from .evaluation import Row, evaluate, format_table
-from .examples import plan, with_codec
-from .fakes import FAMILIES, TRANSFER_HOLDOUT
+from .examples import HUMAN, plan, with_codec
+from .fakes import FAMILIES, TRANSFER_HOLDOUT, register
 from .metrics import roc_auc
 from .modelcard import write_model_card
 from .scoring import Scored, score_items
@@ -33,6 +35,8 @@ from .scoring import Scored, score_items
 CNN_NAME = "aimusicd-cnn-v1"
 HEAD_NAME = "aimusicd-demucs-head-v1"
 FUSION_NAME = "aimusicd-fusion-v1"
+# Fake families kept out of every training and calibration step, reported as transfer.
+TRANSFER = (TRANSFER_HOLDOUT, autoencoder.NAME)
 
 
 @dataclass(frozen=True)
@@ -41,20 +45,24 @@ class Sizes:
     val_positions: int
     epochs: int
     head_positions: int       # Demucs head training examples = 2 x positions
-    calib_positions: int
-    calib_demucs: int         # of which measured with Demucs too
+    calib_positions: int      # rendered as human and fake, CNN-scored; cheap, so many
+    calib_demucs: int         # of which measured with Demucs too (about 7 s each)
     test_positions: int
     test_demucs: int
+    autoencoder_steps: int
     clip_s: float = 6.0
     track_s: float = 30.0
     head_s: float = 8.0
 
 
-# Sized for about 100 minutes on 2 CPU cores; HTDemucs (about 7 s per example) dominates.
+# Sized for under 2 hours on 2 CPU cores: CNN training about 40 min, HTDemucs (about 7 s per
+# example) and the codec round trips of the test conditions most of the rest.
 FULL = Sizes(cnn_positions=3000, val_positions=300, epochs=8, head_positions=40,
-             calib_positions=150, calib_demucs=30, test_positions=64, test_demucs=16)
+             calib_positions=300, calib_demucs=30, test_positions=96, test_demucs=16,
+             autoencoder_steps=600)
 QUICK = Sizes(cnn_positions=32, val_positions=8, epochs=1, head_positions=3,
-              calib_positions=6, calib_demucs=2, test_positions=3, test_demucs=1, track_s=10.0)
+              calib_positions=6, calib_demucs=2, test_positions=5, test_demucs=1,
+              autoencoder_steps=20, track_s=10.0)
 
 
 @dataclass
@@ -68,48 +76,57 @@ def _save_json(path: Path, data) -> None:
 
 
 def run_training(out_dir: Path, work_dir: Path, corpora_dir: Path, demucs_weights: Path,
-                 quick: bool, seed: int, workers: int, log: Callable[[str], None]) -> TrainResult:
+                 quick: bool, seed: int, workers: int, log: Callable[[str], None],
+                 reuse_cnn: bool = False) -> TrainResult:
     sizes = QUICK if quick else FULL
     started = time.perf_counter()
     timings: dict[str, float] = {}
     work_dir.mkdir(parents=True, exist_ok=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
+    suffix = f"seed{seed}{'_quick' if quick else ''}"
 
     def rng(stage: int) -> np.random.Generator:
         """One stream per stage: resizing one stage leaves the others' examples (and the cached
         Demucs features of them) unchanged."""
         return np.random.default_rng([seed, stage])
 
-    log("1/6 corpora")
+    log("1/7 corpora")
     tracks = load_corpora(corpora_dir, quick, log)
     split = {s: [t for t in tracks if t.split == s] for s in ("train", "calib", "test")}
     for name, ts in split.items():
         if not ts:
-            raise RuntimeError(f"no {name} tracks found")
-    seen = [f for f in FAMILIES if f != TRANSFER_HOLDOUT]
-    every = list(FAMILIES)
+            raise ModelError(f"{corpora_dir}: no {name} tracks found")
     timings["corpora_s"] = time.perf_counter() - started
 
-    log("2/6 CNN")
+    log("2/7 CNN")
     t0 = time.perf_counter()
-    train_items = plan(split["train"], sizes.cnn_positions, sizes.clip_s, seen, rng(1))
-    val_items = plan(split["calib"], sizes.val_positions, sizes.clip_s, seen, rng(2))
-    train_set = cnn_train.build_melset(train_items, workers, log, "train clips")
-    val_set = cnn_train.build_melset(val_items, workers, log, "validation clips")
-    net_cfg = NetConfig()
-    net, history = cnn_train.train_cnn(train_set, val_set, net_cfg, window_s=4.0, epochs=sizes.epochs,
-                                       batch_size=64, lr=3e-3, seed=seed, log=log)
-    raw_path = work_dir / "cnn_raw.safetensors"
-    save_cnn(raw_path, net, CnnModelMeta(CNN_NAME, net_cfg, cnn_train.MEL))
-    cnn = CnnEngine(raw_path)
+    seen = [f for f in FAMILIES if f not in TRANSFER]
+    cnn_run = _cnn_stage(split, sizes, seen, seed, rng, workers, work_dir / f"cnn_raw_{suffix}",
+                         reuse_cnn, log)
+    cnn = CnnEngine(cnn_run.path)
     timings["cnn_s"] = time.perf_counter() - t0
 
-    log("3/6 Demucs features")
+    log("3/7 learned fake family (autoencoder)")
+    t0 = time.perf_counter()
+    ae_path = work_dir / f"autoencoder_{suffix}.pt"
+    if ae_path.exists():
+        log(f"  reusing {ae_path}")
+        model = autoencoder.load(ae_path)
+    else:
+        clips = autoencoder.training_clips(split["train"], 200, 1.0, rng(8))
+        model = autoencoder.train(clips, autoencoder.AutoencoderTraining(steps=sizes.autoencoder_steps),
+                                  seed, log)
+        autoencoder.save(model, ae_path)
+    register(autoencoder.family(model))
+    every = list(FAMILIES)
+    timings["autoencoder_s"] = time.perf_counter() - t0
+
+    log("4/7 Demucs features")
     t0 = time.perf_counter()
     separator = Separator(load_htdemucs(demucs_weights))
     demucs = DemucsEngine(separator, None, "htdemucs", sha256_file(demucs_weights), excerpts=1)
-    cache_path = work_dir / f"demucs_features_seed{seed}{'_quick' if quick else ''}.json"
+    cache_path = work_dir / f"demucs_features_{suffix}.json"
     cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
     head_items = plan(split["train"], sizes.head_positions, sizes.head_s, seen, rng(3))
     calib_items = plan(split["calib"], sizes.calib_positions, sizes.track_s, seen, rng(4))
@@ -126,8 +143,12 @@ def run_training(out_dir: Path, work_dir: Path, corpora_dir: Path, demucs_weight
             workers, log, f"test {condition.label()}", cache)
         _save_json(cache_path, cache)
     timings["demucs_features_s"] = time.perf_counter() - t0
+    # Every example's engine outputs, so calibration and fusion can be re-analysed without rendering.
+    _save_json(work_dir / f"scored_{suffix}.json",
+               {"head": [s.to_dict() for s in head_scored], "calib": [s.to_dict() for s in calib_scored],
+                "test": {c: [s.to_dict() for s in ss] for c, ss in test_scored.items()}})
 
-    log("4/6 calibration and fusion")
+    log("5/7 calibration and fusion")
     head = calibrate.fit_head(head_scored)
     calib_raw = np.array([s.cnn_raw for s in calib_scored])
     calib_y = np.array([s.label for s in calib_scored])
@@ -136,7 +157,7 @@ def run_training(out_dir: Path, work_dir: Path, corpora_dir: Path, demucs_weight
     log(f"  thresholds: ai >= {fusion.ai_threshold}, human <= {fusion.human_threshold}; "
         f"lossy band {fusion.lossy_band}")
 
-    log("5/6 held-out evaluation")
+    log("6/7 held-out evaluation")
     by_condition = {c: calibrate.fusion_data(s, platt, head) for c, s in test_scored.items()}
     rows = evaluate(fusion, by_condition)
     table = format_table(rows)
@@ -144,23 +165,24 @@ def run_training(out_dir: Path, work_dir: Path, corpora_dir: Path, demucs_weight
     holdout = _family_recall(fusion, test_scored["none"], platt, head)
     feature_aucs = _feature_aucs([s for s in calib_scored + head_scored if s.features])
 
-    log("6/6 writing models")
+    log("7/7 writing models")
     final_cnn = out_dir / "cnn.safetensors"
-    save_cnn(final_cnn, net, CnnModelMeta(CNN_NAME, net_cfg, cnn_train.MEL,
+    net = CnnNet(NetConfig())
+    net.load_state_dict(load_file(cnn_run.path))
+    save_cnn(final_cnn, net, CnnModelMeta(CNN_NAME, NetConfig(), cnn_train.MEL,
                                           calib_a=platt[0], calib_b=platt[1]))
     _save_json(out_dir / "demucs_head.json", {"name": HEAD_NAME, "model": head.to_dict()})
     _save_json(out_dir / "fusion.json", fusion.to_dict())
     timings["total_s"] = time.perf_counter() - started
     metrics = {
         "table": [r.to_dict() for r in rows], "family_recall": holdout,
-        "feature_auc": feature_aucs, "cnn_history": history, "timings": timings,
+        "feature_auc": feature_aucs, "cnn_history": cnn_run.history, "timings": timings,
         "sizes": asdict(sizes), "seed": seed, "quick": quick,
         "data": {s: {"packages": sorted({t.package for t in ts}), "tracks": len(ts),
                      "minutes": round(sum(t.duration_s for t in ts) / 60, 1)} for s, ts in split.items()},
-        "counts": {"cnn_train_clips": int(len(train_set.labels)), "cnn_val_clips": int(len(val_set.labels)),
-                   "head_examples": len(head_scored), "calib_examples": len(calib_scored),
+        "counts": {**cnn_run.counts, "head_examples": len(head_scored), "calib_examples": len(calib_scored),
                    "test_examples_per_condition": len(test_scored["none"])},
-        "families": {"trained": seen, "transfer_holdout": TRANSFER_HOLDOUT},
+        "families": {"trained": seen, "transfer_holdout": list(TRANSFER)},
     }
     _save_json(out_dir / "metrics.json", metrics)
     card = write_model_card(out_dir, metrics, table, fusion)
@@ -168,16 +190,57 @@ def run_training(out_dir: Path, work_dir: Path, corpora_dir: Path, demucs_weight
     return TrainResult(rows, card)
 
 
+@dataclass
+class CnnRun:
+    path: Path              # the trained net before Platt scaling
+    history: list[dict]
+    counts: dict[str, int]
+
+
+def _cnn_stage(split: dict, sizes: Sizes, seen: list[str], seed: int, rng, workers: int, stem: Path,
+               reuse: bool, log: Callable[[str], None]) -> CnnRun:
+    """Train the CNN, or with `reuse` take the one an earlier run of the same seed, sizes and
+    families left in the work folder (for re-fitting what sits on top without 40 minutes of CNN
+    training; a changed example pipeline needs a fresh CNN, so reuse is never automatic)."""
+    path, record_path = stem.with_suffix(".safetensors"), stem.with_suffix(".json")
+    net_cfg = NetConfig()
+    key = json.loads(json.dumps({   # as it reads back from the record (tuples become lists)
+        "seed": seed, "sizes": [sizes.cnn_positions, sizes.val_positions, sizes.epochs, sizes.clip_s],
+        "families": seen, "net": asdict(net_cfg)}))
+    if reuse:
+        record = json.loads(record_path.read_text()) if record_path.exists() else {}
+        if not path.exists() or record.get("key") != key:
+            raise ModelError(f"--reuse-cnn: {path} is missing or was trained with another seed, "
+                               "sizes or families; run without --reuse-cnn")
+        log(f"  reusing {path} (trained {record['trained']})")
+        return CnnRun(path, record["history"], record["counts"])
+    train_items = plan(split["train"], sizes.cnn_positions, sizes.clip_s, seen, rng(1))
+    val_items = plan(split["calib"], sizes.val_positions, sizes.clip_s, seen, rng(2))
+    train_set = cnn_train.build_melset(train_items, workers, log, "train clips")
+    val_set = cnn_train.build_melset(val_items, workers, log, "validation clips")
+    net, history = cnn_train.train_cnn(train_set, val_set, net_cfg, window_s=4.0, epochs=sizes.epochs,
+                                       batch_size=64, lr=3e-3, seed=seed, log=log)
+    save_cnn(path, net, CnnModelMeta(CNN_NAME, net_cfg, cnn_train.MEL))
+    counts = {"cnn_train_clips": int(len(train_set.labels)), "cnn_val_clips": int(len(val_set.labels))}
+    _save_json(record_path, {"key": key, "trained": time.strftime("%Y-%m-%d %H:%M"),
+                             "history": history, "counts": counts})
+    return CnnRun(path, history, counts)
+
+
 def _family_recall(fusion: FusionParams, scored: list[Scored], platt, head: LogisticModel) -> dict:
-    """Per fake family (lossless condition): share called "ai" by the CNN path."""
+    """Per fake family (lossless condition, CNN path): share called "ai" and "human" at the
+    shipped thresholds, and the ROC AUC of that family against all human examples."""
     data = calibrate.fusion_data(scored, platt, head)
     probs = calibrate.fused_probabilities(fusion, data)["cnn"]
+    human = data.y == 0
     out = {}
-    for family in sorted({s.family for s in scored}):
+    for family in sorted({s.family for s in scored} - {HUMAN}):
         sel = np.array([s.family == family for s in scored])
+        both = sel | human
         out[family] = {"n": int(sel.sum()),
                        "called_ai": round(float((probs[sel] >= fusion.ai_threshold).mean()), 4),
-                       "called_human": round(float((probs[sel] <= fusion.human_threshold).mean()), 4)}
+                       "called_human": round(float((probs[sel] <= fusion.human_threshold).mean()), 4),
+                       "auc": round(roc_auc(data.y[both], probs[both]), 4)}
     return out
 
 
