@@ -11,7 +11,7 @@ import numpy as np
 
 from ..audio import load_audio
 from ..engines.fusion import Delivery, Fusion, FusionParams
-from ..errors import AimusicError
+from ..errors import AimusicError, ModelError
 from ..files import audio_files_in
 from .calibrate import FusionData, fused_probabilities
 from .codecs import CodecSpec, encode_file
@@ -106,6 +106,8 @@ def evaluate_folders(analyzer: Analyzer, items: list[FolderItem], conditions: li
             try:
                 path = item.path if condition.codec == "none" else _encoded(item.path, condition, work)
                 report = analyzer.analyze(path, mode)
+            except ModelError:
+                raise                      # no file can be analysed: stop at once
             except AimusicError as exc:
                 failures += 1
                 log(f"  skipped: {exc}")
