@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import tomllib
-import typing
 from importlib import resources
 from pathlib import Path
 from typing import Any
