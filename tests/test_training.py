@@ -13,8 +13,9 @@ from itertools import product
 import numpy as np
 import pytest
 
-from daemon.engines.fusion import LIVE
-from daemon.training.calibrate import FusionData, choose_thresholds, widened_band
+from daemon.engines.fusion import LIVE, Delivery, FusionParams, fusion_inputs
+from daemon.engines.logistic import LogisticModel
+from daemon.training.calibrate import FusionData, choose_thresholds, fit_fusion, fused_probabilities, widened_band
 from daemon.training.metrics import expected_calibration_error, recall_at_fpr, roc_auc, score_all
 
 
@@ -62,6 +63,52 @@ def test_thresholds_keep_human_false_positives_and_uncertainty_in_every_codec_gr
     assert 0.5 <= human_t < ai_t
     lo, hi = widened_band(human_t, ai_t)
     assert lo < human_t and hi > ai_t
+
+
+def _fusion_data(demucs_signal: float, seed: int) -> FusionData:
+    """400 examples with a CNN logit, the first 80 also with a Demucs logit carrying
+    `demucs_signal` (0: noise only); lossy deliveries weaken the CNN."""
+    rng = np.random.default_rng(seed)
+    n = 400
+    y = rng.integers(0, 2, n)
+    lossy = rng.random(n) < 0.6
+    cnn = (2 * y - 1) * np.where(lossy, 0.8, 2.0) + rng.normal(0, 1.2, n)
+    demucs = np.where(np.arange(n) < 80, demucs_signal * (2 * y - 1) + rng.normal(0, 1, n), np.nan)
+    deliveries = [Delivery(bool(q), 0.45 if q else 0.0) for q in lossy]
+    return FusionData(cnn, demucs, deliveries, y, ["mp3" if q else "none" for q in lossy])
+
+
+def test_fusion_learns_the_codec_and_a_demucs_correction_only_where_it_carries_signal():
+    noise = _fusion_data(demucs_signal=0.0, seed=4)
+    params = fit_fusion(noise, "t")
+    probs = fused_probabilities(params, noise)
+    both = ~np.isnan(probs["fused"])
+    assert both.sum() == 80 and not np.isnan(probs["cnn"]).any()
+    # uninformative Demucs evidence: the correction stays small, fused ranks as the CNN does
+    assert np.abs(probs["fused"][both] - probs["cnn"][both]).mean() < 0.05
+    y = noise.y[both]
+    assert abs(roc_auc(y, probs["fused"][both]) - roc_auc(y, probs["cnn"][both])) < 0.02
+    # lossy input weakens the CNN: the CNN-only model trusts its logit less there
+    lossless = params.cnn_only.probability_of(fusion_inputs(2.0, None, Delivery(False, 0.0)))
+    lossy = params.cnn_only.probability_of(fusion_inputs(2.0, None, Delivery(True, 0.45)))
+    assert lossless > lossy > 0.5
+
+    signal = _fusion_data(demucs_signal=2.0, seed=4)
+    params = fit_fusion(signal, "t")
+    probs = fused_probabilities(params, signal)
+    y = signal.y[both]
+    assert roc_auc(y, probs["fused"][both]) > roc_auc(y, probs["cnn"][both]) + 0.03
+    assert FusionParams.from_dict(json.loads(json.dumps(params.to_dict()))) == params
+
+
+def test_logistic_fit_with_an_offset_learns_only_the_correction():
+    rng = np.random.default_rng(5)
+    x = rng.normal(0, 1, (3000, 2))
+    offset = 2.0 * rng.normal(0, 1, 3000)
+    y = (rng.random(3000) < 1 / (1 + np.exp(-(offset + 1.5 * x[:, 0])))).astype(int)
+    m = LogisticModel.fit(["a", "b"], x, y, l2=1e-3, offset=offset)
+    coef = np.array(m.coef) / np.array(m.scale)
+    assert coef[0] == pytest.approx(1.5, abs=0.25) and abs(coef[1]) < 0.2
 
 
 def test_examples_render_reproducibly_with_codec_and_fake(tmp_path):

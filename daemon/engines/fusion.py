@@ -1,6 +1,11 @@
 """Fusion: one calibrated probability and a verdict from whichever engines ran, aware of the input's
 codec history (lossy input moves weight from the CNN to the Demucs engine, as learned in training).
 
+With both engines the fused logit is the CNN-only model's plus a Demucs correction fitted on top of
+it (stacking): far fewer examples carry Demucs features than CNN scores, and a correction that
+has learned nothing stays near zero, so the fused verdict is never worse than the CNN's by more
+than noise.
+
 The verdict has three values. "uncertain" is an honest answer: thresholds are chosen on held-out
 data so that human music is almost never called "ai".
 """
@@ -34,7 +39,7 @@ class FusionParams:
     name: str
     cnn_only: LogisticModel
     demucs_only: LogisticModel
-    both: LogisticModel
+    demucs_correction: LogisticModel   # added to cnn_only's logit when both engines ran
     ai_threshold: float
     human_threshold: float
     lossy_band: tuple[float, float]   # auto mode: with lossy input, run Demucs for CNN p inside this
@@ -42,17 +47,31 @@ class FusionParams:
     def to_dict(self) -> dict:
         return {
             "name": self.name, "cnn_only": self.cnn_only.to_dict(),
-            "demucs_only": self.demucs_only.to_dict(), "both": self.both.to_dict(),
+            "demucs_only": self.demucs_only.to_dict(),
+            "demucs_correction": self.demucs_correction.to_dict(),
             "ai_threshold": self.ai_threshold, "human_threshold": self.human_threshold,
             "lossy_band": list(self.lossy_band),
         }
+
+    def logit(self, cnn_logit: float | None, demucs_logit: float | None,
+              delivery: Delivery) -> tuple[float, str]:
+        """The fused logit from whichever engines ran, and which ones that was."""
+        row = fusion_inputs(cnn_logit, demucs_logit, delivery)
+        if cnn_logit is not None and demucs_logit is not None:
+            return self.cnn_only.logit_of(row) + self.demucs_correction.logit_of(row), "cnn+demucs"
+        if cnn_logit is not None:
+            return self.cnn_only.logit_of(row), "cnn"
+        if demucs_logit is not None:
+            return self.demucs_only.logit_of(row), "demucs"
+        raise ValueError("no engine evidence to fuse")
 
     @classmethod
     def from_dict(cls, d: dict) -> "FusionParams":
         return cls(
             name=d["name"], cnn_only=LogisticModel.from_dict(d["cnn_only"]),
             demucs_only=LogisticModel.from_dict(d["demucs_only"]),
-            both=LogisticModel.from_dict(d["both"]), ai_threshold=float(d["ai_threshold"]),
+            demucs_correction=LogisticModel.from_dict(d["demucs_correction"]),
+            ai_threshold=float(d["ai_threshold"]),
             human_threshold=float(d["human_threshold"]),
             lossy_band=(float(d["lossy_band"][0]), float(d["lossy_band"][1])),
         )
@@ -95,8 +114,13 @@ def model_features(*engines: str) -> list[str]:
     """The feature list of a fusion model over the given engines ("cnn", "demucs")."""
     names = ["lossy", "bandlimit"]
     for engine in engines:
-        names += [f"{engine}_logit", f"{engine}_logit_x_lossy", f"{engine}_logit_x_bandlimit"]
+        names += engine_features(engine)
     return names
+
+
+def engine_features(engine: str) -> list[str]:
+    """One engine's logit alone and scaled by the codec evidence (the Demucs correction's inputs)."""
+    return [f"{engine}_logit", f"{engine}_logit_x_lossy", f"{engine}_logit_x_bandlimit"]
 
 
 class Fusion:
@@ -117,7 +141,10 @@ class Fusion:
             raise ModelError(f"fusion model not found at {path}; rebuild it with `aimusicd train`")
         try:
             params = FusionParams.from_dict(json.loads(path.read_text()))
-        except (OSError, ValueError, KeyError) as exc:
+        except KeyError as exc:
+            raise ModelError(f"{path}: not a fusion model of this version (no {exc}); rebuild it with "
+                             "`aimusicd train`") from None
+        except (OSError, ValueError) as exc:
             raise ModelError(f"{path}: cannot load the fusion model ({exc})") from None
         return cls(params, sha256_file(path), **thresholds)
 
@@ -141,14 +168,6 @@ class Fusion:
         return None
 
     def combine(self, cnn_logit: float | None, demucs_logit: float | None, delivery: Delivery) -> Verdict:
-        row = fusion_inputs(cnn_logit, demucs_logit, delivery)
-        if cnn_logit is not None and demucs_logit is not None:
-            model, by = self.params.both, "cnn+demucs"
-        elif cnn_logit is not None:
-            model, by = self.params.cnn_only, "cnn"
-        elif demucs_logit is not None:
-            model, by = self.params.demucs_only, "demucs"
-        else:
-            raise ValueError("no engine evidence to fuse")
-        p = float(sigmoid(model.logit_of(row)))
+        logit, by = self.params.logit(cnn_logit, demucs_logit, delivery)
+        p = float(sigmoid(logit))
         return Verdict(self.label(p), p, by)

@@ -3,17 +3,18 @@ the verdict thresholds - each on data the layer below never trained on."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from ..engines.demucs.features import FEATURE_NAMES
-from ..engines.fusion import Delivery, FusionParams, fusion_inputs, model_features
+from ..engines.fusion import Delivery, FusionParams, engine_features, fusion_inputs, model_features
 from ..engines.logistic import LogisticModel, sigmoid
 from .scoring import Scored
 
 HEAD_L2 = 2.0
 FUSION_L2 = 1.0
+CORRECTION_L2 = 10.0       # the Demucs correction learns from few examples: shrink it harder
 MAX_HUMAN_FP = 0.01        # at most 1 % of human music called "ai"...
 MAX_HUMAN_UNCERTAIN = 0.05  # ...and at most 5 % left "uncertain", in every codec group
 THRESHOLD_MARGIN = 0.02    # a little room above the worst human seen in calibration
@@ -45,13 +46,16 @@ class FusionData:
     y: np.ndarray
     group: list[str]             # codec family: none | mp3 | aac | opus
 
+    def logits(self, i: int, engines: tuple[str, ...]) -> tuple[float | None, float | None]:
+        return (float(self.cnn[i]) if "cnn" in engines else None,
+                float(self.demucs[i]) if "demucs" in engines else None)
+
     def inputs(self, i: int, engines: tuple[str, ...]) -> dict[str, float]:
-        return fusion_inputs(float(self.cnn[i]) if "cnn" in engines else None,
-                             float(self.demucs[i]) if "demucs" in engines else None, self.delivery[i])
+        return fusion_inputs(*self.logits(i, engines), self.delivery[i])
 
 
-MODELS = (("cnn", "cnn_only", ("cnn",)), ("demucs", "demucs_only", ("demucs",)),
-          ("fused", "both", ("cnn", "demucs")))
+# The three fused probabilities the evaluation reports, and which engines' evidence each uses.
+ENGINE_SETS = {"cnn": ("cnn",), "demucs": ("demucs",), "fused": ("cnn", "demucs")}
 
 
 def fusion_data(scored: list[Scored], platt: tuple[float, float], head: LogisticModel) -> FusionData:
@@ -66,34 +70,40 @@ def fusion_data(scored: list[Scored], platt: tuple[float, float], head: Logistic
     )
 
 
-def _fit(data: FusionData, engines: tuple[str, ...], mask: np.ndarray) -> LogisticModel:
-    names = model_features(*engines)
+def _fit(data: FusionData, names: list[str], engines: tuple[str, ...], mask: np.ndarray, l2: float,
+         offset: np.ndarray | None = None) -> LogisticModel:
     rows = (data.inputs(i, engines) for i in np.nonzero(mask)[0])
     x = np.array([[row[n] for n in names] for row in rows])
-    return LogisticModel.fit(names, x, data.y[mask], l2=FUSION_L2)
+    return LogisticModel.fit(names, x, data.y[mask], l2=l2,
+                             offset=None if offset is None else offset[mask])
 
 
 def fit_fusion(data: FusionData, name: str) -> FusionParams:
+    everyone = np.ones(len(data.y), bool)
     has_demucs = ~np.isnan(data.demucs)
-    models = {attr: _fit(data, engines, has_demucs if "demucs" in engines else np.ones(len(data.y), bool))
-              for _, attr, engines in MODELS}
-    params = FusionParams(name, **models, ai_threshold=0.5, human_threshold=0.5, lossy_band=(0.0, 1.0))
+    cnn_only = _fit(data, model_features("cnn"), ("cnn",), everyone, FUSION_L2)
+    cnn_logits = np.array([cnn_only.logit_of(data.inputs(i, ("cnn",))) for i in range(len(data.y))])
+    params = FusionParams(
+        name,
+        cnn_only=cnn_only,
+        demucs_only=_fit(data, model_features("demucs"), ("demucs",), has_demucs, FUSION_L2),
+        demucs_correction=_fit(data, engine_features("demucs"), ("cnn", "demucs"), has_demucs,
+                               CORRECTION_L2, offset=cnn_logits),
+        ai_threshold=0.5, human_threshold=0.5, lossy_band=(0.0, 1.0))
     probs = fused_probabilities(params, data)
     # The paths auto and full mode take (CNN alone, or both engines) set the thresholds; the
     # Demucs-only model serves only the explicit "demucs" mode and is reported, not tuned for.
     ai_t, human_t = choose_thresholds({k: probs[k] for k in ("cnn", "fused")}, data)
-    return FusionParams(name, **models, ai_threshold=ai_t, human_threshold=human_t,
-                        lossy_band=widened_band(human_t, ai_t))
+    return replace(params, ai_threshold=ai_t, human_threshold=human_t, lossy_band=widened_band(human_t, ai_t))
 
 
 def fused_probabilities(params: FusionParams, data: FusionData) -> dict[str, np.ndarray]:
     """P(AI) per example from each fusion model (nan where that model's inputs are missing)."""
     out = {}
-    for key, attr, engines in MODELS:
-        model = getattr(params, attr)
+    for key, engines in ENGINE_SETS.items():
         out[key] = np.array([
             np.nan if "demucs" in engines and np.isnan(data.demucs[i])
-            else float(sigmoid(model.logit_of(data.inputs(i, engines))))
+            else float(sigmoid(params.logit(*data.logits(i, engines), data.delivery[i])[0]))
             for i in range(len(data.y))
         ])
     return out

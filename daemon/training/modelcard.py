@@ -30,10 +30,14 @@ def write_model_card(out_dir: Path, metrics: dict, table: str, fusion: FusionPar
     history = metrics["cnn_history"]
     last = history[-1] if history else {}
     quick = " (QUICK SMOKE RUN: not for shipping)" if metrics["quick"] else ""
+    reused = metrics.get("cnn_reused")
+    reuse_flag = " --reuse-cnn" if reused else ""
+    reuse_text = (f" plus the reused CNN's {reused['seconds'] / 60:.0f} min (trained by the same command "
+                  f"on {reused['trained']})") if reused else ""
     text = f"""# aimusicd models{quick}
 
-Produced by `aimusicd train --seed {metrics['seed']}{' --quick' if metrics['quick'] else ''}` on
-{time.strftime('%Y-%m-%d')}, {metrics['timings']['total_s'] / 60:.0f} min on this machine. Every
+Produced by `aimusicd train --seed {metrics['seed']}{' --quick' if metrics['quick'] else ''}{reuse_flag}` on
+{time.strftime('%Y-%m-%d')}, {metrics['timings']['total_s'] / 60:.0f} min on this machine{reuse_text}. Every
 figure below is measured on the **test** split, whose packages and tracks were seen by no model and
 no calibration step. Real AI-generated music was not available for training or testing: the "ai"
 class here is our own fakes (below), so these figures say how well the detector separates human

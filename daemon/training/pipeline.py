@@ -176,7 +176,8 @@ def run_training(out_dir: Path, work_dir: Path, corpora_dir: Path, demucs_weight
     timings["total_s"] = time.perf_counter() - started
     metrics = {
         "table": [r.to_dict() for r in rows], "family_recall": holdout,
-        "feature_auc": feature_aucs, "cnn_history": cnn_run.history, "timings": timings,
+        "feature_auc": feature_aucs, "cnn_history": cnn_run.history,
+        "cnn_reused": cnn_run.reused, "timings": timings,
         "sizes": asdict(sizes), "seed": seed, "quick": quick,
         "data": {s: {"packages": sorted({t.package for t in ts}), "tracks": len(ts),
                      "minutes": round(sum(t.duration_s for t in ts) / 60, 1)} for s, ts in split.items()},
@@ -195,6 +196,7 @@ class CnnRun:
     path: Path              # the trained net before Platt scaling
     history: list[dict]
     counts: dict[str, int]
+    reused: dict | None     # with --reuse-cnn: when that CNN was trained and how long it took
 
 
 def _cnn_stage(split: dict, sizes: Sizes, seen: list[str], seed: int, rng, workers: int, stem: Path,
@@ -211,9 +213,11 @@ def _cnn_stage(split: dict, sizes: Sizes, seen: list[str], seed: int, rng, worke
         record = json.loads(record_path.read_text()) if record_path.exists() else {}
         if not path.exists() or record.get("key") != key:
             raise ModelError(f"--reuse-cnn: {path} is missing or was trained with another seed, "
-                               "sizes or families; run without --reuse-cnn")
+                             "sizes or families; run without --reuse-cnn")
         log(f"  reusing {path} (trained {record['trained']})")
-        return CnnRun(path, record["history"], record["counts"])
+        return CnnRun(path, record["history"], record["counts"],
+                      {"trained": record["trained"], "seconds": record["seconds"]})
+    started = time.perf_counter()
     train_items = plan(split["train"], sizes.cnn_positions, sizes.clip_s, seen, rng(1))
     val_items = plan(split["calib"], sizes.val_positions, sizes.clip_s, seen, rng(2))
     train_set = cnn_train.build_melset(train_items, workers, log, "train clips")
@@ -223,8 +227,9 @@ def _cnn_stage(split: dict, sizes: Sizes, seen: list[str], seed: int, rng, worke
     save_cnn(path, net, CnnModelMeta(CNN_NAME, net_cfg, cnn_train.MEL))
     counts = {"cnn_train_clips": int(len(train_set.labels)), "cnn_val_clips": int(len(val_set.labels))}
     _save_json(record_path, {"key": key, "trained": time.strftime("%Y-%m-%d %H:%M"),
+                             "seconds": round(time.perf_counter() - started, 1),
                              "history": history, "counts": counts})
-    return CnnRun(path, history, counts)
+    return CnnRun(path, history, counts, None)
 
 
 def _family_recall(fusion: FusionParams, scored: list[Scored], platt, head: LogisticModel) -> dict:

@@ -13,7 +13,7 @@ from daemon.engines.cnn import CnnEngine, CnnModelMeta, CnnNet, MelConfig, NetCo
 from daemon.engines.demucs.engine import DemucsEngine, DemucsHead
 from daemon.engines.demucs.features import FEATURE_NAMES
 from daemon.engines.demucs.separation import Separator, tiny_htdemucs
-from daemon.engines.fusion import Fusion, FusionParams, model_features
+from daemon.engines.fusion import Fusion, FusionParams, engine_features, model_features
 from daemon.engines.logistic import LogisticModel
 
 
@@ -60,8 +60,7 @@ def tiny_model_set(folder: Path) -> TinyModels:
         name="tiny-fusion",
         cnn_only=fused({"cnn_logit": 1.0, "cnn_logit_x_lossy": -0.5}, "cnn"),
         demucs_only=fused({"demucs_logit": 1.0}, "demucs"),
-        both=fused({"cnn_logit": 1.0, "demucs_logit": 1.0, "cnn_logit_x_lossy": -0.5,
-                    "demucs_logit_x_lossy": 0.5}, "cnn", "demucs"),
+        demucs_correction=_logistic(engine_features("demucs"), [1.0, 0.5, 0.0]),
         ai_threshold=0.8, human_threshold=0.2, lossy_band=(0.1, 0.9),
     )
     return TinyModels(cnn_path, head, params)
