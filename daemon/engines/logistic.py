@@ -43,15 +43,13 @@ class LogisticModel:
 
     @classmethod
     def fit(cls, features: list[str], x: np.ndarray, y: np.ndarray, l2: float = 1.0,
-            sample_weight: np.ndarray | None = None, offset: np.ndarray | None = None,
-            iterations: int = 100) -> "LogisticModel":
+            offset: np.ndarray | None = None, iterations: int = 100) -> "LogisticModel":
         """Newton's method on the penalised log-likelihood (the intercept is not penalised).
         With `offset`, the model learns a correction added to that fixed logit per row, with no
         intercept: on centred features it moves logits up and down around the offset's, and
         cannot recalibrate the offset from the few rows it sees."""
         x = np.asarray(x, dtype=np.float64)
         y = np.asarray(y, dtype=np.float64)
-        w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
         base = np.zeros(len(y)) if offset is None else np.asarray(offset, dtype=np.float64)
         mean = x.mean(axis=0)
         scale = x.std(axis=0)
@@ -61,13 +59,13 @@ class LogisticModel:
         if with_intercept:
             z = np.hstack([z, np.ones((len(x), 1))])
         beta = np.zeros(z.shape[1])
-        penalty = np.full(z.shape[1], l2 / max(w.sum(), 1.0))
+        penalty = np.full(z.shape[1], l2 / max(len(y), 1))
         if with_intercept:
             penalty[-1] = 0.0
         for _ in range(iterations):
             p = sigmoid(z @ beta + base)
-            grad = z.T @ (w * (p - y)) / w.sum() + penalty * beta
-            hess = (z * (w * p * (1 - p))[:, None]).T @ z / w.sum() + np.diag(penalty + 1e-9)
+            grad = z.T @ (p - y) / len(y) + penalty * beta
+            hess = (z * (p * (1 - p))[:, None]).T @ z / len(y) + np.diag(penalty + 1e-9)
             step = np.linalg.solve(hess, grad)
             beta -= step
             if np.abs(step).max() < 1e-8:
