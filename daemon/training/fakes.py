@@ -102,17 +102,28 @@ def render(name: str, x: Array, rate: int, plan: DecoderPlan, rng: np.random.Gen
 
     fake = x + back(decode(latent) - clean_upsample(latent)): only the decoder's deviation from
     a clean reconstruction is added, so the result equals x wherever the decoder is faithful."""
-    if x.ndim != 2 or x.shape[0] != 2:
-        raise ValueError(f"expected stereo audio of shape (2, samples), got {x.shape}")
-    xd = x.astype(np.float64)
+    xd = stereo_f64(x)
     at_plan = resample_f64(xd, rate, plan.rate)
     n = at_plan.shape[1]
     s = plan.total_stride
     lo = resample_poly(at_plan, 1, s, axis=-1)
-    base = fit_length(resample_poly(lo, s, 1, axis=-1), n)
-    dev = fit_length(_DECODERS[name](lo, plan.strides, rng), n) - base
-    dev -= dev.mean(axis=1, keepdims=True)   # DC from the biases goes; their tones stay
-    return match_rms(xd + fit_length(resample_f64(dev, plan.rate, rate), x.shape[1]), xd)
+    base = _fit(resample_poly(lo, s, 1, axis=-1), n)
+    dev = _fit(_DECODERS[name](lo, plan.strides, rng), n) - base
+    return add_deviation(xd, dev, plan.rate, rate)
+
+
+def stereo_f64(x: Array) -> Array:
+    """x as float64 of shape (2, samples); anything else is an error."""
+    if x.ndim != 2 or x.shape[0] != 2:
+        raise ValueError(f"expected stereo audio of shape (2, samples), got {x.shape}")
+    return x.astype(np.float64)
+
+
+def add_deviation(xd: Array, dev: Array, dev_rate: int, rate: int) -> Array:
+    """xd plus a decoder's deviation from the clean band (at dev_rate), level-matched to xd. The
+    deviation's DC goes (from biases); their tones stay."""
+    dev = dev - dev.mean(axis=1, keepdims=True)
+    return _match_rms(xd + _fit(resample_f64(dev, dev_rate, rate), xd.shape[1]), xd)
 
 
 Stage = Callable[[torch.Tensor, int, np.random.Generator], tuple[torch.Tensor, float]]
@@ -241,7 +252,7 @@ def _bias(rng: np.random.Generator, rms: float, channels: int) -> Array:
     return size * rms * rng.choice((-1.0, 1.0), (channels, 1))
 
 
-def match_rms(y: Array, x: Array) -> Array:
+def _match_rms(y: Array, x: Array) -> Array:
     y = y * (np.sqrt((x ** 2).mean()) / (np.sqrt((y ** 2).mean()) + 1e-12))
     peak = np.abs(y).max(initial=0.0)
     if peak > 0.999:
@@ -249,7 +260,7 @@ def match_rms(y: Array, x: Array) -> Array:
     return y.astype(np.float32)
 
 
-def fit_length(y: Array, n: int) -> Array:
+def _fit(y: Array, n: int) -> Array:
     if y.shape[1] < n:
         return np.pad(y, ((0, 0), (0, n - y.shape[1])))
     return y[:, :n]
