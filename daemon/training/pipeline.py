@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -167,10 +167,9 @@ def run_training(out_dir: Path, work_dir: Path, corpora_dir: Path, demucs_weight
 
     log("7/7 writing models")
     final_cnn = out_dir / "cnn.safetensors"
-    net = CnnNet(NetConfig())
+    net = CnnNet(cnn.meta.net)             # the raw net as trained (the engine's is BN-fused)
     net.load_state_dict(load_file(cnn_run.path))
-    save_cnn(final_cnn, net, CnnModelMeta(CNN_NAME, NetConfig(), cnn_train.MEL,
-                                          calib_a=platt[0], calib_b=platt[1]))
+    save_cnn(final_cnn, net, replace(cnn.meta, calib_a=platt[0], calib_b=platt[1]))
     _save_json(out_dir / "demucs_head.json", {"name": HEAD_NAME, "model": head.to_dict()})
     _save_json(out_dir / "fusion.json", fusion.to_dict())
     timings["total_s"] = time.perf_counter() - started
