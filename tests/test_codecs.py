@@ -181,3 +181,18 @@ def test_random_codec_reproducible_and_share_respected():
     rng = np.random.default_rng(1)
     assert all(random_codec(rng, lossless_share=0.0).codec != "none" for _ in range(200))
     assert all(random_codec(rng, lossless_share=1.0).codec == "none" for _ in range(20))
+
+
+def test_random_codec_can_favour_low_bitrates():
+    rng = np.random.default_rng(3)
+    draws = [random_codec(rng, favour_low_bitrates=True) for _ in range(6000)]
+    assert abs(sum(d.codec == "none" for d in draws) / len(draws) - 0.35) < 0.025
+    mp3 = Counter(d.bitrate_kbps for d in draws if d.codec == "mp3")
+    share_64 = mp3[64] / sum(mp3.values())
+    assert 0.27 < share_64 < 0.37          # 1/kbps^2: about a third of MP3 draws
+    assert mp3[64] > 10 * mp3[320] > 0     # the top stays reachable, just rare
+    seen = {(d.codec, d.bitrate_kbps) for d in draws}
+    assert {("aac", 96), ("aac", 256), ("opus", 64), ("opus", 160)} <= seen
+    uniform = Counter(d.bitrate_kbps for d in (random_codec(np.random.default_rng(s)) for s in range(3000))
+                      if d.codec == "mp3")
+    assert uniform[64] / sum(uniform.values()) < 0.15

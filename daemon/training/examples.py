@@ -46,14 +46,14 @@ def pick_positions(tracks: list[Track], count: int, seconds: float, rng: np.rand
 
 
 def plan(tracks: list[Track], count: int, seconds: float, families: list[str],
-         rng: np.random.Generator, lossless_share: float = 0.35) -> list[Item]:
+         rng: np.random.Generator, favour_low_bitrates: bool = False) -> list[Item]:
     """`count` positions, each as a human item and a fake item of the same music (paired, so the
     difference the model can learn is the fingerprint, not the content)."""
     items = []
     for i, (track, start) in enumerate(pick_positions(tracks, count, seconds, rng)):
         for family in (HUMAN, families[i % len(families)]):
             items.append(Item(
-                track, start, seconds, family, random_codec(rng, lossless_share),
+                track, start, seconds, family, random_codec(rng, favour_low_bitrates=favour_low_bitrates),
                 via_48k=bool(rng.random() < 0.3), gain_db=float(rng.uniform(-9.0, 3.0)),
                 seed=int(rng.integers(2**31)),
             ))

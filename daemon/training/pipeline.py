@@ -34,7 +34,7 @@ from .scoring import Scored, score_items
 
 CNN_NAME = "aimusicd-cnn-v1"
 HEAD_NAME = "aimusicd-demucs-head-v1"
-FUSION_NAME = "aimusicd-fusion-v1"
+FUSION_NAME = "aimusicd-fusion-v2"   # v2: the Demucs evidence stacked on the CNN-only model
 # Fake families kept out of every training and calibration step, reported as transfer.
 TRANSFER = (TRANSFER_HOLDOUT, autoencoder.NAME)
 
@@ -57,7 +57,7 @@ class Sizes:
 
 # Sized for under 2 hours on 2 CPU cores: CNN training about 40 min, HTDemucs (about 7 s per
 # example) and the codec round trips of the test conditions most of the rest.
-FULL = Sizes(cnn_positions=3000, val_positions=300, epochs=8, head_positions=40,
+FULL = Sizes(cnn_positions=3600, val_positions=300, epochs=7, head_positions=40,
              calib_positions=300, calib_demucs=30, test_positions=96, test_demucs=16,
              autoencoder_steps=600)
 QUICK = Sizes(cnn_positions=32, val_positions=8, epochs=1, head_positions=3,
@@ -207,7 +207,7 @@ def _cnn_stage(split: dict, sizes: Sizes, seen: list[str], seed: int, rng, worke
     net_cfg = NetConfig()
     key = json.loads(json.dumps({   # as it reads back from the record (tuples become lists)
         "seed": seed, "sizes": [sizes.cnn_positions, sizes.val_positions, sizes.epochs, sizes.clip_s],
-        "families": seen, "net": asdict(net_cfg)}))
+        "families": seen, "net": asdict(net_cfg), "codecs": "favour-low-bitrates"}))
     if reuse:
         record = json.loads(record_path.read_text()) if record_path.exists() else {}
         if not path.exists() or record.get("key") != key:
@@ -217,8 +217,10 @@ def _cnn_stage(split: dict, sizes: Sizes, seen: list[str], seed: int, rng, worke
         return CnnRun(path, record["history"], record["counts"],
                       {"trained": record["trained"], "seconds": record["seconds"]})
     started = time.perf_counter()
-    train_items = plan(split["train"], sizes.cnn_positions, sizes.clip_s, seen, rng(1))
-    val_items = plan(split["calib"], sizes.val_positions, sizes.clip_s, seen, rng(2))
+    # Low bitrates weigh more in the CNN's examples than in calibration and test, which stand for
+    # the wild: the CNN learns most where the codec leaves least of the fingerprint.
+    train_items = plan(split["train"], sizes.cnn_positions, sizes.clip_s, seen, rng(1), favour_low_bitrates=True)
+    val_items = plan(split["calib"], sizes.val_positions, sizes.clip_s, seen, rng(2), favour_low_bitrates=True)
     train_set = cnn_train.build_melset(train_items, workers, log, "train clips")
     val_set = cnn_train.build_melset(val_items, workers, log, "validation clips")
     net, history = cnn_train.train_cnn(train_set, val_set, net_cfg, window_s=4.0, epochs=sizes.epochs,
