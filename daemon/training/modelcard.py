@@ -76,8 +76,10 @@ Trained on: {', '.join(fam['trained'])}. Held out of all training and calibratio
 
 Each example - human and fake alike - then goes through a delivery chain with fresh random settings:
 gain -9..+3 dB with a limiter, a 48 kHz detour for 30 %, and a real stereo codec: lossless 35 %,
-else MP3 64-320 kbps / AAC 96-256 kbps / Opus 64-160 kbps (40/30/30). Codec history therefore
-cannot stand in for the label.
+else MP3 64-320 kbps / AAC 96-256 kbps / Opus 64-160 kbps (40/30/30), the bitrate uniform within
+each codec's range for calibration and test, and drawn with p ~ 1/kbps^2 for the CNN's training and
+validation clips (MP3 64 kbps about a third of MP3 draws), so it learns most where the codec leaves
+least of the fingerprint. Codec history therefore cannot stand in for the label.
 
 Counts: {counts['cnn_train_clips']} CNN training clips (6 s), {counts['cnn_val_clips']} validation
 clips, {counts['head_examples']} Demucs head examples (8 s), {counts['calib_examples']} calibration
