@@ -151,6 +151,10 @@ def test_quick_training_run_produces_loadable_models_and_a_model_card(real_weigh
     conditions = {r["condition"] for r in metrics["table"]}
     assert conditions == {"none", "mp3-320", "mp3-128", "mp3-64", "aac-128", "opus-64"}
     assert metrics["families"]["transfer_holdout"] == ["subpixel", "autoencoder"]
+    tail = metrics["calib_human_tail"]        # the calibration humans that set the ai threshold
+    assert tail and all(t["n"] >= 1 and 0 <= t["mean_p"] <= t["max_p"] <= 1 for t in tail)
+    assert [t["max_p"] for t in tail] == sorted((t["max_p"] for t in tail), reverse=True)
+    assert f"| {tail[0]['track']} | {tail[0]['n']} |" in card
 
     # A second run re-fits on the first one's CNN, autoencoder and Demucs features: same models.
     again = train(tmp_path / "again", "--reuse-cnn")

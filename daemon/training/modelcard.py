@@ -27,6 +27,8 @@ def write_model_card(out_dir: Path, metrics: dict, table: str, fusion: FusionPar
         for name, r in metrics["family_recall"].items())
     aucs = "\n".join(f"| {k} | {v:.3f} |" for k, v in sorted(
         metrics["feature_auc"].items(), key=lambda kv: -abs(kv[1] - 0.5)))
+    tail = "\n".join(f"| {t['track']} | {t['n']} | {t['mean_p']:.3f} | {t['max_p']:.3f} |"
+                     for t in metrics["calib_human_tail"])
     history = metrics["cnn_history"]
     last = history[-1] if history else {}
     quick = " (QUICK SMOKE RUN: not for shipping)" if metrics["quick"] else ""
@@ -104,6 +106,16 @@ The Demucs columns use the subset of test examples measured with HTDemucs.
 | family | n | called ai | called human | AUC vs human |
 |---|---|---|---|---|
 {recall}
+
+### What sets the thresholds
+
+The ai threshold ({fusion.ai_threshold}) sits just above the most AI-like human music of the
+calibration split (the worst codec group's 99th percentile plus a margin, within 0.5-0.995), so a few
+whole tracks set it. The human tracks the CNN path scores highest there, over all their examples:
+
+| calibration track | n | mean p | max p |
+|---|---|---|---|
+{tail}
 
 ### Which Demucs features carry signal (single-feature ROC AUC, calib + head examples)
 

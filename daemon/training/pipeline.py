@@ -163,6 +163,7 @@ def run_training(out_dir: Path, work_dir: Path, corpora_dir: Path, demucs_weight
     table = format_table(rows)
     log(table)
     holdout = _family_recall(fusion, test_scored["none"], platt, head)
+    human_tail = _human_tail(fusion, calib_scored, platt, head)
     feature_aucs = _feature_aucs([s for s in calib_scored + head_scored if s.features])
 
     log("7/7 writing models")
@@ -174,7 +175,7 @@ def run_training(out_dir: Path, work_dir: Path, corpora_dir: Path, demucs_weight
     _save_json(out_dir / "fusion.json", fusion.to_dict())
     timings["total_s"] = time.perf_counter() - started
     metrics = {
-        "table": [r.to_dict() for r in rows], "family_recall": holdout,
+        "table": [r.to_dict() for r in rows], "family_recall": holdout, "calib_human_tail": human_tail,
         "feature_auc": feature_aucs, "cnn_history": cnn_run.history,
         "cnn_reused": cnn_run.reused, "timings": timings,
         "sizes": asdict(sizes), "seed": seed, "quick": quick,
@@ -248,6 +249,21 @@ def _family_recall(fusion: FusionParams, scored: list[Scored], platt, head: Logi
                        "called_human": round(float((probs[sel] <= fusion.human_threshold).mean()), 4),
                        "auc": round(roc_auc(data.y[both], probs[both]), 4)}
     return out
+
+
+def _human_tail(fusion: FusionParams, scored: list[Scored], platt, head: LogisticModel,
+                top: int = 5) -> list[dict]:
+    """The calibration split's human tracks the CNN path finds most AI-like: the ones that set the
+    ai threshold (a few whole tracks, not scattered examples, sit at the top)."""
+    data = calibrate.fusion_data(scored, platt, head)
+    probs = calibrate.fused_probabilities(fusion, data)["cnn"]
+    by_track: dict[str, list[float]] = {}
+    for s, p in zip(scored, probs):
+        if s.label == 0:
+            by_track.setdefault(f"{s.package}: {Path(s.track).name}", []).append(float(p))
+    worst = sorted(by_track.items(), key=lambda kv: -max(kv[1]))[:top]
+    return [{"track": name, "n": len(ps), "mean_p": round(float(np.mean(ps)), 4),
+             "max_p": round(max(ps), 4)} for name, ps in worst]
 
 
 def _feature_aucs(scored: list[Scored]) -> dict[str, float]:
