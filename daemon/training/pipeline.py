@@ -19,7 +19,6 @@ from ..engines.demucs.engine import DemucsEngine
 from ..engines.demucs.features import FEATURE_NAMES
 from ..engines.demucs.separation import Separator, load_htdemucs
 from ..engines.fusion import FusionParams
-from ..engines.logistic import LogisticModel
 from ..errors import ModelError
 from ..hashing import sha256_file
 from . import autoencoder, calibrate, cnn_train
@@ -37,6 +36,9 @@ HEAD_NAME = "aimusicd-demucs-head-v1"
 FUSION_NAME = "aimusicd-fusion-v2"   # v2: the Demucs evidence stacked on the CNN-only model
 # Fake families kept out of every training and calibration step, reported as transfer.
 TRANSFER = (TRANSFER_HOLDOUT, autoencoder.NAME)
+# Low bitrates weigh more in the CNN's examples than in calibration and test, which stand for the
+# wild: the CNN learns most where the codec leaves least of the fingerprint.
+CNN_FAVOURS_LOW_BITRATES = True
 
 
 @dataclass(frozen=True)
@@ -55,8 +57,8 @@ class Sizes:
     head_s: float = 8.0
 
 
-# Sized for under 2 hours on 2 CPU cores: CNN training about 40 min, HTDemucs (about 7 s per
-# example) and the codec round trips of the test conditions most of the rest.
+# Sized for under 2 hours on 2 CPU cores: the CNN stage about 33 min (models v4), HTDemucs (about
+# 7 s per example) and the codec round trips of the test conditions most of the rest.
 FULL = Sizes(cnn_positions=3600, val_positions=300, epochs=7, head_positions=40,
              calib_positions=300, calib_demucs=30, test_positions=96, test_demucs=16,
              autoencoder_steps=600)
@@ -153,7 +155,8 @@ def run_training(out_dir: Path, work_dir: Path, corpora_dir: Path, demucs_weight
     calib_raw = np.array([s.cnn_raw for s in calib_scored])
     calib_y = np.array([s.label for s in calib_scored])
     platt = calibrate.fit_platt(calib_raw, calib_y)
-    fusion = calibrate.fit_fusion(calibrate.fusion_data(calib_scored, platt, head), FUSION_NAME)
+    calib_data = calibrate.fusion_data(calib_scored, platt, head)
+    fusion = calibrate.fit_fusion(calib_data, FUSION_NAME)
     log(f"  thresholds: ai >= {fusion.ai_threshold}, human <= {fusion.human_threshold}; "
         f"lossy band {fusion.lossy_band}")
 
@@ -162,8 +165,8 @@ def run_training(out_dir: Path, work_dir: Path, corpora_dir: Path, demucs_weight
     rows = evaluate(fusion, by_condition)
     table = format_table(rows)
     log(table)
-    holdout = _family_recall(fusion, test_scored["none"], platt, head)
-    human_tail = _human_tail(fusion, calib_scored, platt, head)
+    holdout = _family_recall(fusion, test_scored["none"], by_condition["none"])
+    human_tail = _human_tail(fusion, calib_scored, calib_data)
     feature_aucs = _feature_aucs([s for s in calib_scored + head_scored if s.features])
 
     log("7/7 writing models")
@@ -208,7 +211,8 @@ def _cnn_stage(split: dict, sizes: Sizes, seen: list[str], seed: int, rng, worke
     net_cfg = NetConfig()
     key = json.loads(json.dumps({   # as it reads back from the record (tuples become lists)
         "seed": seed, "sizes": [sizes.cnn_positions, sizes.val_positions, sizes.epochs, sizes.clip_s],
-        "families": seen, "net": asdict(net_cfg), "codecs": "favour-low-bitrates"}))
+        "families": seen, "net": asdict(net_cfg),
+        "codecs": "favour-low-bitrates" if CNN_FAVOURS_LOW_BITRATES else "uniform"}))
     if reuse:
         record = json.loads(record_path.read_text()) if record_path.exists() else {}
         if not path.exists() or record.get("key") != key:
@@ -218,10 +222,10 @@ def _cnn_stage(split: dict, sizes: Sizes, seen: list[str], seed: int, rng, worke
         return CnnRun(path, record["history"], record["counts"],
                       {"trained": record["trained"], "seconds": record["seconds"]})
     started = time.perf_counter()
-    # Low bitrates weigh more in the CNN's examples than in calibration and test, which stand for
-    # the wild: the CNN learns most where the codec leaves least of the fingerprint.
-    train_items = plan(split["train"], sizes.cnn_positions, sizes.clip_s, seen, rng(1), favour_low_bitrates=True)
-    val_items = plan(split["calib"], sizes.val_positions, sizes.clip_s, seen, rng(2), favour_low_bitrates=True)
+    train_items = plan(split["train"], sizes.cnn_positions, sizes.clip_s, seen, rng(1),
+                       favour_low_bitrates=CNN_FAVOURS_LOW_BITRATES)
+    val_items = plan(split["calib"], sizes.val_positions, sizes.clip_s, seen, rng(2),
+                     favour_low_bitrates=CNN_FAVOURS_LOW_BITRATES)
     train_set = cnn_train.build_melset(train_items, workers, log, "train clips")
     val_set = cnn_train.build_melset(val_items, workers, log, "validation clips")
     net, history = cnn_train.train_cnn(train_set, val_set, net_cfg, window_s=4.0, epochs=sizes.epochs,
@@ -234,10 +238,9 @@ def _cnn_stage(split: dict, sizes: Sizes, seen: list[str], seed: int, rng, worke
     return CnnRun(path, history, counts, None)
 
 
-def _family_recall(fusion: FusionParams, scored: list[Scored], platt, head: LogisticModel) -> dict:
+def _family_recall(fusion: FusionParams, scored: list[Scored], data: calibrate.FusionData) -> dict:
     """Per fake family (lossless condition, CNN path): share called "ai" and "human" at the
     shipped thresholds, and the ROC AUC of that family against all human examples."""
-    data = calibrate.fusion_data(scored, platt, head)
     probs = calibrate.fused_probabilities(fusion, data)["cnn"]
     human = data.y == 0
     out = {}
@@ -251,11 +254,10 @@ def _family_recall(fusion: FusionParams, scored: list[Scored], platt, head: Logi
     return out
 
 
-def _human_tail(fusion: FusionParams, scored: list[Scored], platt, head: LogisticModel,
+def _human_tail(fusion: FusionParams, scored: list[Scored], data: calibrate.FusionData,
                 top: int = 5) -> list[dict]:
     """The calibration split's human tracks the CNN path finds most AI-like: the ones that set the
     ai threshold (a few whole tracks, not scattered examples, sit at the top)."""
-    data = calibrate.fusion_data(scored, platt, head)
     probs = calibrate.fused_probabilities(fusion, data)["cnn"]
     by_track: dict[str, list[float]] = {}
     for s, p in zip(scored, probs):
