@@ -18,6 +18,7 @@ CORRECTION_L2 = 10.0       # the Demucs correction learns from few examples: shr
 MAX_HUMAN_FP = 0.01        # at most 1 % of human music called "ai"...
 MAX_HUMAN_UNCERTAIN = 0.05  # ...and at most 5 % left "uncertain", in every codec group
 THRESHOLD_MARGIN = 0.02    # a little room above the worst human seen in calibration
+AI_THRESHOLD_RANGE = (0.5, 0.995)   # never "ai" below even odds; never out of reach
 
 
 def fit_head(train: list[Scored]) -> LogisticModel:
@@ -122,7 +123,7 @@ def choose_thresholds(probs: dict[str, np.ndarray], data: FusionData) -> tuple[f
                 continue
             hi_q.append(np.quantile(p[sel], 1 - MAX_HUMAN_FP, method="higher"))
             mid_q.append(np.quantile(p[sel], 1 - MAX_HUMAN_UNCERTAIN, method="higher"))
-    ai_t = float(np.clip(max(hi_q) + THRESHOLD_MARGIN, 0.5, 0.995))
+    ai_t = float(np.clip(max(hi_q) + THRESHOLD_MARGIN, *AI_THRESHOLD_RANGE))
     human_t = float(np.clip(max(mid_q) + THRESHOLD_MARGIN, 0.01, ai_t - 0.01))
     return round(ai_t, 4), round(human_t, 4)
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..engines.fusion import FusionParams
 from ..hashing import sha256_file
+from .calibrate import AI_THRESHOLD_RANGE, MAX_HUMAN_FP
 from .codecs import EVAL_CONDITIONS
 from .fakes import FAMILIES
 
@@ -29,6 +30,8 @@ def write_model_card(out_dir: Path, metrics: dict, table: str, fusion: FusionPar
         metrics["feature_auc"].items(), key=lambda kv: -abs(kv[1] - 0.5)))
     tail = "\n".join(f"| {t['track']} | {t['n']} | {t['mean_p']:.3f} | {t['max_p']:.3f} |"
                      for t in metrics["calib_human_tail"])
+    percentile = f"{100 * (1 - MAX_HUMAN_FP):.0f}"
+    lo, hi = AI_THRESHOLD_RANGE
     history = metrics["cnn_history"]
     last = history[-1] if history else {}
     quick = " (QUICK SMOKE RUN: not for shipping)" if metrics["quick"] else ""
@@ -110,7 +113,7 @@ The Demucs columns use the subset of test examples measured with HTDemucs.
 ### What sets the thresholds
 
 The ai threshold ({fusion.ai_threshold}) sits just above the most AI-like human music of the
-calibration split (the worst codec group's 99th percentile plus a margin, within 0.5-0.995), so a few
+calibration split (the worst codec group's {percentile}th percentile plus a margin, within {lo}-{hi}), so a few
 whole tracks set it. The human tracks the CNN path scores highest there, over all their examples:
 
 | calibration track | n | mean p | max p |
