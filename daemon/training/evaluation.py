@@ -20,7 +20,9 @@ from .metrics import Scores, score_all
 if TYPE_CHECKING:
     from ..analysis import Analyzer
 
-ENGINES = ("cnn", "demucs", "fused", "auto")
+# "cnn-sub" is the CNN on exactly the examples of the "fused" row, when Demucs measured only some of
+# them: fused against CNN is then a comparison on the same music.
+ENGINES = ("cnn", "demucs", "cnn-sub", "fused", "auto")
 
 
 @dataclass
@@ -43,6 +45,9 @@ def engine_probabilities(params: FusionParams, data: FusionData) -> dict[str, np
         if fusion.demucs_wanted(float(p), delivery) and not np.isnan(probs["fused"][i]):
             auto[i] = probs["fused"][i]
     probs["auto"] = auto
+    measured = ~np.isnan(probs["fused"])
+    if 0 < measured.sum() < len(measured):
+        probs["cnn-sub"] = np.where(measured, probs["cnn"], np.nan)
     return probs
 
 
@@ -53,7 +58,7 @@ def evaluate(params: FusionParams, by_condition: dict[str, FusionData],
     rows = []
     for condition, data in by_condition.items():
         probs = engine_probabilities(params, data)
-        for engine in ENGINES:
+        for engine in (e for e in ENGINES if e in probs):
             p = probs[engine]
             ok = ~np.isnan(p)
             if ok.sum() == 0:

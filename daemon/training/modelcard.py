@@ -22,14 +22,33 @@ def write_model_card(out_dir: Path, metrics: dict, table: str, fusion: FusionPar
     splits = "\n".join(
         f"| {name} | {', '.join(d['packages'])} | {d['tracks']} | {d['minutes']} |" for name, d in data.items())
     families = "\n".join(f"- `{name}`: {f.description}" for name, f in FAMILIES.items())
+    by_condition = metrics["family_recall"]
+
+    def family_label(name: str) -> str:
+        return f"{name}{' (transfer)' if name in fam['transfer_holdout'] else ''}"
+
     recall = "\n".join(
-        f"| {name}{' (transfer)' if name in fam['transfer_holdout'] else ''} | {r['n']} | "
+        f"| {family_label(name)} | {r['n']} | {r['recall_at_half']:.3f} | "
         f"{r['called_ai']:.3f} | {r['called_human']:.3f} | {r['auc']:.3f} |"
-        for name, r in metrics["family_recall"].items())
+        for name, r in by_condition["none"].items())
+    recall_by_condition = "\n".join(
+        f"| {family_label(name)} | "
+        + " | ".join(f"{by_condition[c][name]['recall_at_half']:.2f} / {by_condition[c][name]['called_ai']:.2f}"
+                     for c in by_condition) + " |"
+        for name in by_condition["none"])
+    conditions_head = " | ".join(by_condition)
+    conditions_rule = "---|" * len(by_condition)
     aucs = "\n".join(f"| {k} | {v:.3f} |" for k, v in sorted(
         metrics["feature_auc"].items(), key=lambda kv: -abs(kv[1] - 0.5)))
     tail = "\n".join(f"| {t['track']} | {t['n']} | {t['mean_p']:.3f} | {t['max_p']:.3f} |"
                      for t in metrics["calib_human_tail"])
+    check = metrics["demucs_correction_check"]
+    correction = (
+        "It lowered it, so the correction is kept: fused verdicts use both engines."
+        if check["kept"] else
+        "It did not, so the correction is zeroed: the fused probability is the CNN-only model's, the "
+        "Demucs engine's own probability is reported as evidence beside it, and the fused rows of the "
+        "table equal the CNN's on the same examples.")
     percentile = f"{100 * (1 - MAX_HUMAN_FP):.0f}"
     lo, hi = AI_THRESHOLD_RANGE
     history = metrics["cnn_history"]
@@ -98,7 +117,8 @@ Conditions are applied to the test examples after the fakes are made:
 {', '.join(c.label() for c in EVAL_CONDITIONS)}. `bal_acc` is balanced accuracy of binary decisions at
 p = 0.5; `rec@1%` the AI recall at 1 % human false positives; `hum_fp`, `ai_rec`, `unc_h`, `unc_ai`
 are verdict rates at the shipped thresholds; `auto` is the tiered mode the daemon uses by default.
-The Demucs columns use the subset of test examples measured with HTDemucs.
+The Demucs and fused rows use the subset of test examples measured with HTDemucs; `cnn-sub` is the
+CNN on exactly that subset, so fused and CNN compare on the same music.
 
 ```
 {table}
@@ -106,9 +126,15 @@ The Demucs columns use the subset of test examples measured with HTDemucs.
 
 ### Recall by fake family (lossless condition, CNN path)
 
-| family | n | called ai | called human | AUC vs human |
-|---|---|---|---|---|
+| family | n | p >= 0.5 | called ai | called human | AUC vs human |
+|---|---|---|---|---|---|
 {recall}
+
+Share at p >= 0.5 / share called "ai" at the shipped threshold, per condition:
+
+| family | {conditions_head} |
+|---|{conditions_rule}
+{recall_by_condition}
 
 ### What sets the thresholds
 
@@ -119,6 +145,13 @@ whole tracks set it. The human tracks the CNN path scores highest there, over al
 | calibration track | n | mean p | max p |
 |---|---|---|---|
 {tail}
+
+### Does the Demucs evidence enter the verdict?
+
+The Demucs correction (added to the CNN-only logit when both engines ran) is kept only if it lowers
+the log-loss on calibration tracks it was not fitted on (leave one track out, {check['rows']} examples
+with Demucs features from {check['tracks']} tracks): {check['logloss_corrected']:.4f} with it against
+{check['logloss_cnn']:.4f} for the CNN alone. {correction}
 
 ### Which Demucs features carry signal (single-feature ROC AUC, calib + head examples)
 
