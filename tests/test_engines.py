@@ -3,6 +3,8 @@ the logistic model and the fusion's verdicts (tiny random models: plumbing, not 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -142,6 +144,10 @@ def test_fusion_labels_and_tiering(tiny_models):
     assert v.decided_by == "cnn+demucs" and v.probability_ai == pytest.approx(0.5)
     assert fusion.combine(3.0, None, LIVE).decided_by == "cnn"
     assert fusion.combine(None, 3.0, LIVE).decided_by == "demucs"
+    # a correction that training zeroed leaves the CNN's verdict, and the report says who decided
+    zeroed = replace(fusion.params, demucs_correction=replace(fusion.params.demucs_correction, coef=[0.0] * 3))
+    assert not zeroed.weighs_demucs and fusion.params.weighs_demucs
+    assert zeroed.logit(2.0, -2.0, LIVE) == zeroed.logit(2.0, None, LIVE) == (fusion.params.logit(2.0, None, LIVE)[0], "cnn")
     row = fusion_inputs(1.5, None, lossy)
     assert set(row) == set(model_features("cnn"))
     assert row["cnn_logit_x_lossy"] == 1.5 and row["cnn_logit_x_bandlimit"] == pytest.approx(0.3)

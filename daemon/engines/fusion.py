@@ -57,13 +57,19 @@ class FusionParams:
               delivery: Delivery) -> tuple[float, str]:
         """The fused logit from whichever engines ran, and which ones that was."""
         row = fusion_inputs(cnn_logit, demucs_logit, delivery)
-        if cnn_logit is not None and demucs_logit is not None:
+        if cnn_logit is not None and demucs_logit is not None and self.weighs_demucs:
             return self.cnn_only.logit_of(row) + self.demucs_correction.logit_of(row), "cnn+demucs"
         if cnn_logit is not None:
             return self.cnn_only.logit_of(row), "cnn"
         if demucs_logit is not None:
             return self.demucs_only.logit_of(row), "demucs"
         raise ValueError("no engine evidence to fuse")
+
+    @property
+    def weighs_demucs(self) -> bool:
+        """False where training zeroed the Demucs correction (it did not help on held-out tracks):
+        a verdict is then the CNN's alone, and says so, even when Demucs ran."""
+        return any(c != 0.0 for c in self.demucs_correction.coef)
 
     @classmethod
     def from_dict(cls, d: dict) -> "FusionParams":
