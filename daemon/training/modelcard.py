@@ -52,7 +52,7 @@ def write_model_card(out_dir: Path, metrics: dict, table: str, fusion: FusionPar
     percentile = f"{100 * (1 - MAX_HUMAN_FP):.0f}"
     lo, hi = AI_THRESHOLD_RANGE
     history = metrics["cnn_history"]
-    last = history[-1] if history else {}
+    kept = max(history, key=lambda h: h["val_auc"]) if history else {}   # cnn_train keeps the best-AUC epoch
     quick = " (QUICK SMOKE RUN: not for shipping)" if metrics["quick"] else ""
     reused = metrics.get("cnn_reused")
     reuse_flag = " --reuse-cnn" if reused else ""
@@ -108,8 +108,8 @@ least of the fingerprint. Codec history therefore cannot stand in for the label.
 Counts: {counts['cnn_train_clips']} CNN training clips (6 s), {counts['cnn_val_clips']} validation
 clips, {counts['head_examples']} Demucs head examples (8 s), {counts['calib_examples']} calibration
 examples (30 s), {counts['test_examples_per_condition']} test examples per condition (30 s).
-CNN: {len(history)} epochs, last validation loss {last.get('val_loss', float('nan')):.4f},
-AUC {last.get('val_auc', float('nan')):.4f}.
+CNN: {len(history)} epochs, the one with the best validation AUC kept (epoch {kept.get('epoch', 0)}:
+AUC {kept.get('val_auc', float('nan')):.4f}, loss {kept.get('val_loss', float('nan')):.4f}).
 
 ## Held-out results (test split)
 
