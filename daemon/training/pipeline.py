@@ -57,9 +57,10 @@ class Sizes:
     head_s: float = 8.0
 
 
-# Sized for under 2 hours on 2 CPU cores: the CNN stage about 33 min (models v4), HTDemucs (about
-# 7 s per example) and the codec round trips of the test conditions most of the rest.
-FULL = Sizes(cnn_positions=3600, val_positions=300, epochs=7, head_positions=40,
+# Sized for under 2 hours on 2 CPU cores: the CNN stage about 45 min (models v5: 20 min rendering 10,000
+# clips, 25 min training), HTDemucs (about 7 s per example) and the codec round trips of the test
+# conditions most of the rest.
+FULL = Sizes(cnn_positions=5000, val_positions=300, epochs=7, head_positions=40,
              calib_positions=300, calib_demucs=30, test_positions=96, test_demucs=16,
              autoencoder_steps=600)
 QUICK = Sizes(cnn_positions=32, val_positions=8, epochs=1, head_positions=3,
