@@ -10,6 +10,7 @@ import numpy as np
 from ..engines.demucs.features import FEATURE_NAMES
 from ..engines.fusion import Delivery, FusionParams, engine_features, fusion_inputs, model_features
 from ..engines.logistic import LogisticModel, sigmoid
+from .metrics import log_loss
 from .scoring import Scored
 
 HEAD_L2 = 2.0
@@ -131,7 +132,7 @@ def check_correction(data: FusionData, tracks: list[str], cnn_logits: np.ndarray
     names = sorted({tracks[i] for i in np.nonzero(has_demucs)[0]})
     z, y = cnn_logits[has_demucs], data.y[has_demucs]
     if len(names) < 2:   # nothing to hold out: no evidence that the correction helps
-        loss = _logloss(z, y) if len(y) else 0.0
+        loss = log_loss(y, z) if len(y) else 0.0
         return CorrectionCheck(len(y), len(names), loss, loss)
     held_out = np.zeros(len(data.y))
     for track in names:
@@ -139,12 +140,8 @@ def check_correction(data: FusionData, tracks: list[str], cnn_logits: np.ndarray
         fit = _fit(data, engine_features("demucs"), ("cnn", "demucs"), has_demucs & ~test,
                    CORRECTION_L2, offset=cnn_logits)
         held_out[test] = [fit.logit_of(data.inputs(i, ("cnn", "demucs"))) for i in np.nonzero(test)[0]]
-    return CorrectionCheck(len(y), len(names), _logloss(z, y),
-                           _logloss(z + held_out[has_demucs], y))
-
-
-def _logloss(z: np.ndarray, y: np.ndarray) -> float:
-    return float(np.mean(np.logaddexp(0, z) - y * z))
+    return CorrectionCheck(len(y), len(names), log_loss(y, z),
+                           log_loss(y, z + held_out[has_demucs]))
 
 
 def fused_probabilities(params: FusionParams, data: FusionData) -> dict[str, np.ndarray]:

@@ -15,7 +15,7 @@ from torch import nn
 
 from ..engines.cnn import CnnNet, LogMel, MelConfig, NetConfig
 from .examples import Item, render
-from .metrics import roc_auc
+from .metrics import log_loss, roc_auc
 
 MEL = MelConfig()
 
@@ -91,9 +91,7 @@ def evaluate(net: CnnNet, ms: MelSet, crop: int) -> tuple[float, float, np.ndarr
             x, _ = _batch(ms, np.arange(s, min(s + 256, len(ms.labels))), crop, rng, augment=False)
             logits.append(net.window_logit(x).numpy())
     z = np.concatenate(logits)
-    y = ms.labels.astype(np.float64)
-    loss = float(np.mean(np.logaddexp(0, z) - y * z))
-    return loss, roc_auc(ms.labels, z), z
+    return log_loss(ms.labels.astype(np.float64), z), roc_auc(ms.labels, z), z
 
 
 def train_cnn(train: MelSet, val: MelSet, cfg: NetConfig, window_s: float, epochs: int,

@@ -31,6 +31,11 @@ def roc_auc(y: np.ndarray, score: np.ndarray) -> float:
     return float((ranks[:len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
 
 
+def log_loss(y: np.ndarray, logit: np.ndarray) -> float:
+    """Mean binary cross-entropy of labels y given logits (stable for large |logit|)."""
+    return float(np.mean(np.logaddexp(0, logit) - y * logit))
+
+
 def recall_at_fpr(y: np.ndarray, score: np.ndarray, fpr: float = 0.01) -> float:
     """AI recall at the strictest threshold that keeps human false positives at or below `fpr`."""
     y = np.asarray(y, bool)
