@@ -13,10 +13,13 @@ from itertools import product
 import numpy as np
 import pytest
 
+from daemon.engines.demucs.features import FEATURE_NAMES
 from daemon.engines.fusion import LIVE, Delivery, FusionParams, fusion_inputs
 from daemon.engines.logistic import LogisticModel
-from daemon.training.calibrate import FusionData, choose_thresholds, fit_fusion, fused_probabilities, widened_band
+from daemon.training.calibrate import (FusionData, calibration_weights, choose_thresholds, fit_fusion,
+                                       fit_head, fused_probabilities, package_weights, widened_band)
 from daemon.training.metrics import expected_calibration_error, recall_at_fpr, roc_auc, score_all
+from daemon.training.scoring import Scored
 
 
 def test_auc_matches_the_pairwise_definition_with_ties():
@@ -101,6 +104,49 @@ def test_fusion_learns_the_codec_and_keeps_a_demucs_correction_only_where_it_hel
     y = signal.y[both]
     assert roc_auc(y, probs["fused"][both]) > roc_auc(y, probs["cnn"][both]) + 0.03
     assert FusionParams.from_dict(json.loads(json.dumps(params.to_dict()))) == params
+
+
+def test_logistic_fit_weights_count_like_repeated_rows():
+    rng = np.random.default_rng(6)
+    x = rng.normal(0, 1, (300, 2))
+    y = (rng.random(300) < 1 / (1 + np.exp(-(x[:, 0] - 0.5 * x[:, 1])))).astype(int)
+    times = rng.integers(1, 4, 300)
+    weighted = LogisticModel.fit(["a", "b"], x, y, l2=1e-9, weight=times)
+    repeated = LogisticModel.fit(["a", "b"], np.repeat(x, times, axis=0), np.repeat(y, times), l2=1e-9)
+    z = rng.normal(0, 1, (20, 2))
+    np.testing.assert_allclose(weighted.logit(z), repeated.logit(z), rtol=1e-6, atol=1e-6)
+
+
+def _calibration_rows(shifts: tuple[float, float, float]) -> list[Scored]:
+    """Three calibration packages of human and fake examples (one raw CNN logit each): "big" holds
+    80 % of them; each package's human music sits its shift closer to the fakes."""
+    rng = np.random.default_rng(7)
+    rows = []
+    for (package, n), shift in zip((("big", 400), ("small-a", 50), ("small-b", 50)), shifts):
+        for i in range(n):
+            label = i % 2
+            raw = rng.normal(4.0, 2.0) if label else rng.normal(-4.0 + shift, 2.0)
+            rows.append(Scored(package, f"{package}-{i // 10}", "upsampler" if label else "human", label,
+                               "none", False, 0.0, raw, None))
+    return rows
+
+
+def test_calibration_weighs_packages_alike_only_where_that_predicts_unseen_packages_better():
+    head = fit_head([Scored("p", "t", "human", i % 2, "none", False, 0.0, 0.0,
+                            {f: float(i % 2) for f in FEATURE_NAMES}) for i in range(8)])
+    odd_big = _calibration_rows((5.0, 0.0, 0.0))     # the package holding most examples is the odd one
+    weights, check = calibration_weights(odd_big, head)
+    assert check.packages == 3 and check.per_package
+    np.testing.assert_allclose(weights, package_weights([s.package for s in odd_big]))
+    assert weights[0] * 400 == pytest.approx(weights[-1] * 50)     # each package weighs the same in total
+
+    odd_small = _calibration_rows((0.0, 4.0, -4.0))   # the small ones are odd, each its own way
+    weights, check = calibration_weights(odd_small, head)
+    assert not check.per_package and check.logloss_per_example < check.logloss_per_package
+    assert np.all(weights == 1.0)
+
+    weights, check = calibration_weights([s for s in odd_big if s.package == "big"], head)
+    assert check.packages == 1 and not check.per_package and np.all(weights == 1.0)
 
 
 def test_logistic_fit_with_an_offset_learns_only_the_correction():

@@ -43,16 +43,20 @@ class LogisticModel:
 
     @classmethod
     def fit(cls, features: list[str], x: np.ndarray, y: np.ndarray, l2: float = 1.0,
-            offset: np.ndarray | None = None, iterations: int = 100) -> "LogisticModel":
+            offset: np.ndarray | None = None, weight: np.ndarray | None = None,
+            iterations: int = 100) -> "LogisticModel":
         """Newton's method on the penalised log-likelihood (the intercept is not penalised).
         With `offset`, the model learns a correction added to that fixed logit per row, with no
         intercept: on centred features it moves logits up and down around the offset's, and
-        cannot recalibrate the offset from the few rows it sees."""
+        cannot recalibrate the offset from the few rows it sees. `weight` weighs rows (in the
+        likelihood and in the standardisation)."""
         x = np.asarray(x, dtype=np.float64)
         y = np.asarray(y, dtype=np.float64)
         base = np.zeros(len(y)) if offset is None else np.asarray(offset, dtype=np.float64)
-        mean = x.mean(axis=0)
-        scale = x.std(axis=0)
+        w = np.ones(len(y)) if weight is None else np.asarray(weight, dtype=np.float64)
+        w = w / w.mean()
+        mean = np.average(x, axis=0, weights=w)
+        scale = np.sqrt(np.average((x - mean) ** 2, axis=0, weights=w))
         scale[scale < 1e-9] = 1.0
         with_intercept = offset is None
         z = (x - mean) / scale
@@ -64,8 +68,8 @@ class LogisticModel:
             penalty[-1] = 0.0
         for _ in range(iterations):
             p = sigmoid(z @ beta + base)
-            grad = z.T @ (p - y) / len(y) + penalty * beta
-            hess = (z * (p * (1 - p))[:, None]).T @ z / len(y) + np.diag(penalty + 1e-9)
+            grad = z.T @ (w * (p - y)) / len(y) + penalty * beta
+            hess = (z * (w * p * (1 - p))[:, None]).T @ z / len(y) + np.diag(penalty + 1e-9)
             step = np.linalg.solve(hess, grad)
             beta -= step
             if np.abs(step).max() < 1e-8:

@@ -3,6 +3,7 @@ the verdict thresholds - each on data the layer below never trained on."""
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -29,9 +30,9 @@ def fit_head(train: list[Scored]) -> LogisticModel:
     return LogisticModel.fit(list(FEATURE_NAMES), x, y, l2=HEAD_L2)
 
 
-def fit_platt(raw: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+def fit_platt(raw: np.ndarray, y: np.ndarray, weight: np.ndarray | None = None) -> tuple[float, float]:
     """p = sigmoid(a * raw + b) fitted on held-out logits."""
-    m = LogisticModel.fit(["raw"], raw[:, None], y, l2=1e-3)
+    m = LogisticModel.fit(["raw"], raw[:, None], y, l2=1e-3, weight=weight)
     a = m.coef[0] / m.scale[0]
     return float(a), float(m.intercept - a * m.mean[0])
 
@@ -47,6 +48,7 @@ class FusionData:
     delivery: list[Delivery]     # codec evidence per example
     y: np.ndarray
     group: list[str]             # codec family: none | mp3 | aac | opus
+    weight: np.ndarray | None = None   # per row in the CNN path's fits (None: all alike)
 
     def logits(self, i: int, engines: tuple[str, ...]) -> tuple[float | None, float | None]:
         return (float(self.cnn[i]) if "cnn" in engines else None,
@@ -60,7 +62,8 @@ class FusionData:
 ENGINE_SETS = {"cnn": ("cnn",), "demucs": ("demucs",), "fused": ("cnn", "demucs")}
 
 
-def fusion_data(scored: list[Scored], platt: tuple[float, float], head: LogisticModel) -> FusionData:
+def fusion_data(scored: list[Scored], platt: tuple[float, float], head: LogisticModel,
+                weight: np.ndarray | None = None) -> FusionData:
     a, b = platt
     demucs = [head_logit(head, s) for s in scored]
     return FusionData(
@@ -69,15 +72,74 @@ def fusion_data(scored: list[Scored], platt: tuple[float, float], head: Logistic
         delivery=[s.delivery for s in scored],
         y=np.array([s.label for s in scored]),
         group=[s.codec.split("-")[0] for s in scored],
+        weight=weight,
     )
 
 
 def _fit(data: FusionData, names: list[str], engines: tuple[str, ...], mask: np.ndarray, l2: float,
-         offset: np.ndarray | None = None) -> LogisticModel:
+         offset: np.ndarray | None = None, weight: np.ndarray | None = None) -> LogisticModel:
     rows = (data.inputs(i, engines) for i in np.nonzero(mask)[0])
     x = np.array([[row[n] for n in names] for row in rows])
     return LogisticModel.fit(names, x, data.y[mask], l2=l2,
-                             offset=None if offset is None else offset[mask])
+                             offset=None if offset is None else offset[mask],
+                             weight=None if weight is None else weight[mask])
+
+
+def _fit_cnn_only(data: FusionData) -> LogisticModel:
+    """The one fit that takes the calibration weights, as Platt scaling does: the weighting check
+    tests this path. The Demucs fits see a few dozen examples, too few to reweigh by package."""
+    return _fit(data, model_features("cnn"), ("cnn",), np.ones(len(data.y), bool), FUSION_L2,
+                weight=data.weight)
+
+
+def package_weights(packages: list[str]) -> np.ndarray:
+    """Every package weighs the same in total, however many examples it has (mean weight 1)."""
+    counts = Counter(packages)
+    w = np.array([1.0 / counts[p] for p in packages])
+    return w / w.mean()
+
+
+@dataclass(frozen=True)
+class WeightingCheck:
+    """Leave-one-package-out test of how the calibration examples are weighed: each calibration
+    package left out in turn, the CNN path (Platt scaling and the CNN-only fusion) fitted on the
+    others with every example alike, and with every package alike; mean log-loss over the
+    left-out packages."""
+    packages: int
+    logloss_per_example: float
+    logloss_per_package: float
+
+    @property
+    def per_package(self) -> bool:
+        return self.logloss_per_package < self.logloss_per_example
+
+    def to_dict(self) -> dict:
+        return {"packages": self.packages, "logloss_per_example": round(self.logloss_per_example, 4),
+                "logloss_per_package": round(self.logloss_per_package, 4), "per_package": self.per_package}
+
+
+def calibration_weights(scored: list[Scored], head: LogisticModel) -> tuple[np.ndarray, WeightingCheck]:
+    """Weights for the calibration fits. One package can hold most of the calibration music (and
+    its quirks); weighing packages alike is kept only where it predicts unseen packages better."""
+    packages = [s.package for s in scored]
+    names = sorted(set(packages))
+
+    def alike(ps: list[str]) -> np.ndarray:
+        return np.ones(len(ps))
+
+    def held_out_loss(left_out: str, weigh) -> float:
+        fit_rows = [s for s in scored if s.package != left_out]
+        w = weigh([s.package for s in fit_rows])
+        platt = fit_platt(np.array([s.cnn_raw for s in fit_rows]), np.array([s.label for s in fit_rows]), w)
+        model = _fit_cnn_only(fusion_data(fit_rows, platt, head, w))
+        held = fusion_data([s for s in scored if s.package == left_out], platt, head)
+        return log_loss(held.y, np.array([model.logit_of(held.inputs(i, ("cnn",))) for i in range(len(held.y))]))
+
+    if len(names) < 2:   # one package: both weightings are the same
+        return alike(packages), WeightingCheck(len(names), 0.0, 0.0)
+    check = WeightingCheck(len(names), float(np.mean([held_out_loss(n, alike) for n in names])),
+                           float(np.mean([held_out_loss(n, package_weights) for n in names])))
+    return (package_weights(packages) if check.per_package else alike(packages)), check
 
 
 @dataclass(frozen=True)
@@ -103,9 +165,8 @@ def fit_fusion(data: FusionData, tracks: list[str], name: str) -> tuple[FusionPa
     Demucs correction is tested on. A correction that does not beat the CNN alone out of fold is
     zeroed, so "fused" is then the CNN-only model exactly: Demucs evidence enters a verdict only
     where it has been shown to help on music no fit saw."""
-    everyone = np.ones(len(data.y), bool)
     has_demucs = ~np.isnan(data.demucs)
-    cnn_only = _fit(data, model_features("cnn"), ("cnn",), everyone, FUSION_L2)
+    cnn_only = _fit_cnn_only(data)
     cnn_logits = np.array([cnn_only.logit_of(data.inputs(i, ("cnn",))) for i in range(len(data.y))])
     correction = _fit(data, engine_features("demucs"), ("cnn", "demucs"), has_demucs, CORRECTION_L2,
                       offset=cnn_logits)
@@ -158,7 +219,9 @@ def fused_probabilities(params: FusionParams, data: FusionData) -> dict[str, np.
 
 def choose_thresholds(probs: dict[str, np.ndarray], data: FusionData) -> tuple[float, float]:
     """ai: above the (1 - MAX_HUMAN_FP) quantile of human probabilities in the worst codec group
-    and model; human: at the (1 - MAX_HUMAN_UNCERTAIN) quantile likewise (but below ai)."""
+    and model; human: at the (1 - MAX_HUMAN_UNCERTAIN) quantile likewise (but below ai). The
+    quantiles ignore the fits' weights: every human example counts fully here, whichever package
+    it comes from, so a package whose music looks AI-like still holds the threshold up."""
     human = data.y == 0
     groups = sorted(set(data.group))
     hi_q, mid_q = [], []

@@ -42,6 +42,12 @@ def write_model_card(out_dir: Path, metrics: dict, table: str, fusion: FusionPar
         metrics["feature_auc"].items(), key=lambda kv: -abs(kv[1] - 0.5)))
     tail = "\n".join(f"| {t['track']} | {t['n']} | {t['mean_p']:.3f} | {t['max_p']:.3f} |"
                      for t in metrics["calib_human_tail"])
+    weighing = metrics["calibration_weighting"]
+    weighing_text = (
+        "Weighing packages alike predicted the left-out package better, so the calibration fits weigh "
+        "each package alike." if weighing["per_package"] else
+        "Weighing packages alike did not predict the left-out package better, so every calibration "
+        "example weighs the same.")
     check = metrics["demucs_correction_check"]
     correction = (
         "It lowered it, so the correction is kept: fused verdicts use both engines."
@@ -145,6 +151,15 @@ whole tracks set it. The human tracks the CNN path scores highest there, over al
 | calibration track | n | mean p | max p |
 |---|---|---|---|
 {tail}
+
+### How the calibration examples are weighed
+
+One calibration package can hold most of the calibration music. Each of the {weighing['packages']}
+calibration packages was left out in turn and the CNN path (Platt scaling and the CNN-only fusion)
+fitted on the others, once with every example alike and once with every package alike: mean
+log-loss on the left-out packages {weighing['logloss_per_example']:.4f} alike against
+{weighing['logloss_per_package']:.4f} per package. {weighing_text} The thresholds count every human
+example fully either way.
 
 ### Does the Demucs evidence enter the verdict?
 
