@@ -75,6 +75,12 @@ def test_every_shipped_preset_loads_and_validates():
         assert to_toml(cfg)
 
 
+def test_submissions_inbox_pins_the_strictest_ai_threshold_calibration_can_pick():
+    from daemon.training.calibrate import AI_THRESHOLD_RANGE
+
+    assert load_config("submissions-inbox").engines.ai_threshold == AI_THRESHOLD_RANGE[1]
+
+
 def test_config_check_prints_the_merged_result_and_rejects_bad_presets(tmp_path):
     ok = subprocess.run([sys.executable, "-m", "daemon", "config", "check", "submissions-inbox"],
                         capture_output=True, text=True)

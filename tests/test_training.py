@@ -50,20 +50,35 @@ def test_verdict_scores_and_calibration_error():
     assert expected_calibration_error(np.array([1, 0]), np.array([1.0, 0.0])) == 0.0
 
 
-def test_thresholds_keep_human_false_positives_and_uncertainty_in_every_codec_group():
+def _threshold_data(spread_mp3: float) -> tuple[np.ndarray, FusionData]:
     rng = np.random.default_rng(2)
     n = 400
     y = rng.integers(0, 2, n)
     group = [("none", "mp3", "aac", "opus")[i % 4] for i in range(n)]
     worse = np.array([g == "mp3" for g in group])
-    p = 1 / (1 + np.exp(-(3 * (2 * y - 1) + rng.normal(0, 1 + 1.5 * worse, n))))
-    data = FusionData(np.zeros(n), np.full(n, np.nan), [LIVE] * n, y, group)
+    p = 1 / (1 + np.exp(-(3 * (2 * y - 1) + rng.normal(0, 1 + spread_mp3 * worse, n))))
+    return p, FusionData(np.zeros(n), np.full(n, np.nan), [LIVE] * n, y, group)
+
+
+def test_thresholds_keep_human_false_positives_and_uncertainty_in_every_codec_group():
+    p, data = _threshold_data(spread_mp3=0.0)
     ai_t, human_t = choose_thresholds({"fused": p}, data)
-    for g in set(group):
-        sel = (y == 0) & np.array([x == g for x in group])
+    for g in set(data.group):
+        sel = (data.y == 0) & np.array([x == g for x in data.group])
         assert np.mean(p[sel] >= ai_t) <= 0.01
         assert np.mean(p[sel] > human_t) <= 0.05
-    assert 0.5 <= human_t < ai_t
+    assert 0.01 < human_t < 0.5 < ai_t
+
+
+def test_human_threshold_never_above_even_odds():
+    """Human music in one codec group overlapping the fakes would push the 95th percentile far
+    above 0.5; the verdict "human" stops at even odds and the overlap stays "uncertain"."""
+    p, data = _threshold_data(spread_mp3=1.5)
+    ai_t, human_t = choose_thresholds({"fused": p}, data)
+    mp3_humans = (data.y == 0) & np.array([g == "mp3" for g in data.group])
+    assert np.quantile(p[mp3_humans], 0.95) > 0.5
+    assert human_t == 0.5 < ai_t
+    assert np.mean(p[mp3_humans] >= ai_t) <= 0.01
     lo, hi = widened_band(human_t, ai_t)
     assert lo < human_t and hi > ai_t
 

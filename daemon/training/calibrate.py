@@ -19,8 +19,11 @@ FUSION_L2 = 1.0
 CORRECTION_L2 = 10.0       # the Demucs correction learns from few examples: shrink it harder
 MAX_HUMAN_FP = 0.01        # at most 1 % of human music called "ai"...
 MAX_HUMAN_UNCERTAIN = 0.05  # ...and at most 5 % left "uncertain", in every codec group
-THRESHOLD_MARGIN = 0.02    # a little room above the worst human seen in calibration
-AI_THRESHOLD_RANGE = (0.5, 0.995)   # never "ai" below even odds; never out of reach
+# A little room above the worst human seen in calibration: twice its odds (a margin in p would
+# mean nothing near p = 1, where a well-separated model's thresholds sit).
+THRESHOLD_ODDS_MARGIN = float(np.log(2.0))
+AI_THRESHOLD_RANGE = (0.5, 0.999)   # never "ai" below even odds; never out of reach
+HUMAN_THRESHOLD_MAX = 0.5   # never "human" where the odds favour AI: "uncertain" instead
 
 
 def fit_head(train: list[Scored]) -> LogisticModel:
@@ -219,7 +222,9 @@ def fused_probabilities(params: FusionParams, data: FusionData) -> dict[str, np.
 
 def choose_thresholds(probs: dict[str, np.ndarray], data: FusionData) -> tuple[float, float]:
     """ai: above the (1 - MAX_HUMAN_FP) quantile of human probabilities in the worst codec group
-    and model; human: at the (1 - MAX_HUMAN_UNCERTAIN) quantile likewise (but below ai). The
+    and model; human: at the (1 - MAX_HUMAN_UNCERTAIN) quantile likewise, but never above even
+    odds: where human music overlaps the fakes that far, more of it stays "uncertain" rather than
+    fakes in the overlap being called "human" with a probability that says "ai". The
     quantiles ignore the fits' weights: every human example counts fully here, whichever package
     it comes from, so a package whose music looks AI-like still holds the threshold up."""
     human = data.y == 0
@@ -232,9 +237,14 @@ def choose_thresholds(probs: dict[str, np.ndarray], data: FusionData) -> tuple[f
                 continue
             hi_q.append(np.quantile(p[sel], 1 - MAX_HUMAN_FP, method="higher"))
             mid_q.append(np.quantile(p[sel], 1 - MAX_HUMAN_UNCERTAIN, method="higher"))
-    ai_t = float(np.clip(max(hi_q) + THRESHOLD_MARGIN, *AI_THRESHOLD_RANGE))
-    human_t = float(np.clip(max(mid_q) + THRESHOLD_MARGIN, 0.01, ai_t - 0.01))
+    ai_t = float(np.clip(_with_margin(max(hi_q)), *AI_THRESHOLD_RANGE))
+    human_t = float(np.clip(_with_margin(max(mid_q)), 0.01, min(HUMAN_THRESHOLD_MAX, ai_t - 0.01)))
     return round(ai_t, 4), round(human_t, 4)
+
+
+def _with_margin(p: float) -> float:
+    p = min(max(p, 1e-9), 1 - 1e-9)
+    return float(sigmoid(np.log(p / (1 - p)) + THRESHOLD_ODDS_MARGIN))
 
 
 def widened_band(human_t: float, ai_t: float) -> tuple[float, float]:

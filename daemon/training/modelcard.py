@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..engines.fusion import FusionParams
 from ..hashing import sha256_file
-from .calibrate import AI_THRESHOLD_RANGE, MAX_HUMAN_FP
+from .calibrate import AI_THRESHOLD_RANGE, HUMAN_THRESHOLD_MAX, MAX_HUMAN_FP, MAX_HUMAN_UNCERTAIN
 from .codecs import EVAL_CONDITIONS
 from .fakes import FAMILIES
 
@@ -145,8 +145,12 @@ Share at p >= 0.5 / share called "ai" at the shipped threshold, per condition:
 ### What sets the thresholds
 
 The ai threshold ({fusion.ai_threshold}) sits just above the most AI-like human music of the
-calibration split (the worst codec group's {percentile}th percentile plus a margin, within {lo}-{hi}), so a few
-whole tracks set it. The human tracks the CNN path scores highest there, over all their examples:
+calibration split (the worst codec group's {percentile}th percentile at twice its odds, within {lo}-{hi}), so a few
+whole tracks set it. The human threshold ({fusion.human_threshold}) is the worst group's
+{100 * (1 - MAX_HUMAN_UNCERTAIN):.0f}th percentile likewise, but never above {HUMAN_THRESHOLD_MAX}: where that
+percentile lies higher, human music overlaps the fakes, and the overlap is left "uncertain" rather
+than fakes in it being called "human" with a probability that says "ai". The human tracks the CNN
+path scores highest there, over all their examples:
 
 | calibration track | n | mean p | max p |
 |---|---|---|---|
