@@ -219,6 +219,9 @@ def test_quick_training_run_produces_loadable_models_and_a_model_card(real_weigh
     check = metrics["demucs_correction_check"]
     assert check["rows"] >= 2 and check["kept"] == (check["logloss_corrected"] < check["logloss_cnn"])
     assert "### Does the Demucs evidence enter the verdict?" in card
+    weighing = metrics["calibration_weighting"]    # the quick run calibrates on one package
+    assert weighing["packages"] == 1 and not weighing["per_package"]
+    assert "### How the calibration examples are weighed" in card
     assert metrics["families"]["transfer_holdout"] == ["subpixel", "autoencoder"]
     tail = metrics["calib_human_tail"]        # the calibration humans that set the ai threshold
     assert tail and all(t["n"] >= 1 and 0 <= t["mean_p"] <= t["max_p"] <= 1 for t in tail)
