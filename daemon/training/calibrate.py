@@ -88,6 +88,13 @@ def _fit(data: FusionData, names: list[str], engines: tuple[str, ...], mask: np.
                              weight=None if weight is None else weight[mask])
 
 
+def _logits(model: LogisticModel, data: FusionData, engines: tuple[str, ...],
+            rows: np.ndarray | None = None) -> np.ndarray:
+    """The model's logit for each row (all rows, or the given indices) from those engines' evidence."""
+    rows = range(len(data.y)) if rows is None else rows
+    return np.array([model.logit_of(data.inputs(i, engines)) for i in rows])
+
+
 def _fit_cnn_only(data: FusionData) -> LogisticModel:
     """The one fit that takes the calibration weights, as Platt scaling does: the weighting check
     tests this path. The Demucs fits see a few dozen examples, too few to reweigh by package."""
@@ -136,7 +143,7 @@ def calibration_weights(scored: list[Scored], head: LogisticModel) -> tuple[np.n
         platt = fit_platt(np.array([s.cnn_raw for s in fit_rows]), np.array([s.label for s in fit_rows]), w)
         model = _fit_cnn_only(fusion_data(fit_rows, platt, head, w))
         held = fusion_data([s for s in scored if s.package == left_out], platt, head)
-        return log_loss(held.y, np.array([model.logit_of(held.inputs(i, ("cnn",))) for i in range(len(held.y))]))
+        return log_loss(held.y, _logits(model, held, ("cnn",)))
 
     if len(names) < 2:   # one package: both weightings are the same
         return alike(packages), WeightingCheck(len(names), 0.0, 0.0)
@@ -170,7 +177,7 @@ def fit_fusion(data: FusionData, tracks: list[str], name: str) -> tuple[FusionPa
     where it has been shown to help on music no fit saw."""
     has_demucs = ~np.isnan(data.demucs)
     cnn_only = _fit_cnn_only(data)
-    cnn_logits = np.array([cnn_only.logit_of(data.inputs(i, ("cnn",))) for i in range(len(data.y))])
+    cnn_logits = _logits(cnn_only, data, ("cnn",))
     correction = _fit(data, engine_features("demucs"), ("cnn", "demucs"), has_demucs, CORRECTION_L2,
                       offset=cnn_logits)
     check = check_correction(data, tracks, cnn_logits)
@@ -203,7 +210,7 @@ def check_correction(data: FusionData, tracks: list[str], cnn_logits: np.ndarray
         test = has_demucs & np.array([t == track for t in tracks])
         fit = _fit(data, engine_features("demucs"), ("cnn", "demucs"), has_demucs & ~test,
                    CORRECTION_L2, offset=cnn_logits)
-        held_out[test] = [fit.logit_of(data.inputs(i, ("cnn", "demucs"))) for i in np.nonzero(test)[0]]
+        held_out[test] = _logits(fit, data, ("cnn", "demucs"), np.nonzero(test)[0])
     return CorrectionCheck(len(y), len(names), log_loss(y, z),
                            log_loss(y, z + held_out[has_demucs]))
 
@@ -237,19 +244,19 @@ def choose_thresholds(probs: dict[str, np.ndarray], data: FusionData) -> tuple[f
                 continue
             hi_q.append(np.quantile(p[sel], 1 - MAX_HUMAN_FP, method="higher"))
             mid_q.append(np.quantile(p[sel], 1 - MAX_HUMAN_UNCERTAIN, method="higher"))
-    ai_t = float(np.clip(_with_margin(max(hi_q)), *AI_THRESHOLD_RANGE))
-    human_t = float(np.clip(_with_margin(max(mid_q)), 0.01, min(HUMAN_THRESHOLD_MAX, ai_t - 0.01)))
+    ai_t = float(np.clip(_odds_shift(max(hi_q), THRESHOLD_ODDS_MARGIN), *AI_THRESHOLD_RANGE))
+    human_t = float(np.clip(_odds_shift(max(mid_q), THRESHOLD_ODDS_MARGIN), 0.01,
+                            min(HUMAN_THRESHOLD_MAX, ai_t - 0.01)))
     return round(ai_t, 4), round(human_t, 4)
 
 
-def _with_margin(p: float) -> float:
+def _odds_shift(p: float, k: float) -> float:
+    """p with its log-odds moved by k (p kept off 0 and 1, where the odds are infinite)."""
     p = min(max(p, 1e-9), 1 - 1e-9)
-    return float(sigmoid(np.log(p / (1 - p)) + THRESHOLD_ODDS_MARGIN))
+    return float(sigmoid(np.log(p / (1 - p)) + k))
 
 
 def widened_band(human_t: float, ai_t: float) -> tuple[float, float]:
     """Auto mode, lossy input: Demucs also runs where the CNN is outside the uncertain band but not
     far outside it (the band widened by a factor of e in odds on each side)."""
-    def odds_shift(p: float, k: float) -> float:
-        return float(sigmoid(np.log(p / (1 - p)) + k))
-    return round(odds_shift(human_t, -1.0), 4), round(odds_shift(ai_t, 1.0), 4)
+    return round(_odds_shift(human_t, -1.0), 4), round(_odds_shift(ai_t, 1.0), 4)
