@@ -54,7 +54,8 @@ class Analyzer:
                 store = WeightStore(cache_dir(self.cfg))
                 weights = store.require()
                 self._demucs = DemucsEngine(
-                    Separator(load_htdemucs(weights)), DemucsHead.load(), self.cfg.models.demucs,
+                    Separator(load_htdemucs(weights), self.cfg.engines.demucs_device), DemucsHead.load(),
+                    self.cfg.models.demucs,
                     store.status().manifest.sha256, excerpts=self.cfg.engines.demucs_excerpts,
                 )
             return self._demucs

@@ -53,7 +53,7 @@ class Report:
         d = self.demucs
         demucs = {
             "ran": d.ran, "reason": d.reason, "model": d.model, "model_sha256": d.model_sha256,
-            "excerpts": [asdict(e) for e in d.excerpts], "features": d.features,
+            "device": d.device, "excerpts": [asdict(e) for e in d.excerpts], "features": d.features,
             "probability_ai": None if d.probability_ai is None else round(d.probability_ai, 6),
         }
         return {

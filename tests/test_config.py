@@ -46,6 +46,7 @@ def test_preset_merges_over_defaults_key_by_key(tmp_path):
     ("[oscc]\nport = 1\n", "unknown section [oscc]"),
     ("[osc]\nport = 70000\n", "[osc.port] = 70000 is invalid; expected a whole number from 0 to 65535"),
     ("[engines]\nmode = \"fast\"\n", "expected one of 'auto', 'full', 'cnn', 'demucs'"),
+    ("[engines]\ndemucs_device = \"gpu\"\n", "expected one of 'auto', 'cpu', 'cuda', 'mps'"),
     ("[watch]\npolling = \"yes\"\n", "expected true or false"),
     ("[watch]\nfolders = \"/music\"\n", "expected a list of strings"),
     ("[engines]\nai_threshold = 0.2\nhuman_threshold = 0.5\n", "must be below ai_threshold"),

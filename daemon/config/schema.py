@@ -71,6 +71,7 @@ class EnginesConfig:
     mode: str = opt("auto", choices=MODES)
     threads: int = opt(0, min=0, max=256)
     demucs_excerpts: int = opt(3, min=1, max=32)
+    demucs_device: str = opt("auto", choices=("auto", "cpu", "cuda", "mps"))
     min_duration_s: float = opt(2.0, min=0.5, max=60)
     max_duration_s: float = opt(3600.0, min=1.0, max=86400)
     max_file_mb: int = opt(2048, min=1, max=1 << 20)

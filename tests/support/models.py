@@ -30,8 +30,8 @@ class TinyModels:
     def cnn(self) -> CnnEngine:
         return CnnEngine(self.cnn_path)
 
-    def demucs(self, excerpts: int = 1) -> DemucsEngine:
-        return DemucsEngine(Separator(tiny_htdemucs()), self.head, "tiny-htdemucs", "0" * 64, excerpts)
+    def demucs(self, excerpts: int = 1, device: str = "cpu") -> DemucsEngine:
+        return DemucsEngine(Separator(tiny_htdemucs(), device), self.head, "tiny-htdemucs", "0" * 64, excerpts)
 
     def fusion(self, **thresholds) -> Fusion:
         return Fusion(self.params, "0" * 64, **thresholds)
@@ -39,7 +39,9 @@ class TinyModels:
     def analyzer(self, cfg):
         from daemon.analysis import Analyzer
 
-        return Analyzer(cfg, cnn=self.cnn(), demucs=self.demucs(cfg.engines.demucs_excerpts),
+        # The configured device, as the daemon's own: on a GPU machine these tests run Demucs there.
+        return Analyzer(cfg, cnn=self.cnn(),
+                        demucs=self.demucs(cfg.engines.demucs_excerpts, cfg.engines.demucs_device),
                         fusion=self.fusion(ai_threshold=cfg.engines.ai_threshold,
                                            human_threshold=cfg.engines.human_threshold))
 

@@ -32,6 +32,7 @@ class DemucsEvidence:
     reason: str
     model: str = ""
     model_sha256: str = ""
+    device: str = ""          # cpu | cuda | mps: results agree to rounding, not bit for bit
     excerpts: list[Excerpt] = field(default_factory=list)
     features: dict[str, float] = field(default_factory=dict)
     probability_ai: float | None = None
@@ -108,7 +109,8 @@ class DemucsEngine:
         logit = self.head.model.logit_of(features)
         return DemucsEvidence(
             ran=True, reason=reason, model=self.model_name, model_sha256=self.model_sha256,
-            excerpts=excerpts, features={k: round(v, 6) for k, v in features.items()},
+            device=self.separator.device.type, excerpts=excerpts,
+            features={k: round(v, 6) for k, v in features.items()},
             probability_ai=float(sigmoid(logit)), logit=float(logit),
             seconds=time.perf_counter() - started,
         )
