@@ -124,7 +124,7 @@ def test_tiny_htdemucs_separates_to_four_stems():
 def test_demucs_device_names_resolve_or_fail_clearly():
     gpus = {"cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}
     assert torch_device("cpu").type == "cpu"
-    assert torch_device("auto").type == next((d for d, present in gpus.items() if present), "cpu")
+    assert torch_device("auto").type == ("cuda" if gpus["cuda"] else "cpu")
     with pytest.raises(ModelError, match="unknown torch device 'tpu'"):
         torch_device("tpu")
     for name, present in gpus.items():

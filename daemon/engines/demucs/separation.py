@@ -56,10 +56,11 @@ def load_htdemucs(weights: Path) -> HTDemucs:
 
 
 def torch_device(name: str) -> torch.device:
-    """The device named in `engines.demucs_device`; "auto" takes a CUDA or Apple GPU if torch sees one."""
+    """The device named in `engines.demucs_device`. "auto" takes a CUDA GPU if torch sees one; Apple's
+    MPS only when named, as demucs' own CLI does (not measured here)."""
     available = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}
     if name == "auto":
-        return torch.device(next(d for d in ("cuda", "mps", "cpu") if available[d]))
+        return torch.device("cuda" if available["cuda"] else "cpu")
     if name not in available:
         raise ModelError(f"unknown torch device {name!r} (auto, cpu, cuda or mps)")
     if not available[name]:
