@@ -3,6 +3,7 @@ the logistic model and the fusion's verdicts (tiny random models: plumbing, not 
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -119,6 +120,21 @@ def test_tiny_htdemucs_separates_to_four_stems():
     assert np.isfinite(stems).all()
     with pytest.raises(ValueError):
         sep.separate(np.zeros((1, 2, sep.segment_samples + 1), np.float32))
+
+
+def test_saved_cnn_bytes_depend_only_on_the_net_and_its_metadata(tmp_path):
+    cfg = NetConfig(channels=(4, 8, 8, 8), hidden=8)
+    torch.manual_seed(0)
+    net = CnnNet(cfg).eval()
+    meta = CnnModelMeta("tiny", cfg, MelConfig(), calib_a=0.5, calib_b=-0.25)
+    save_cnn(tmp_path / "a.safetensors", net, meta)
+    data = (tmp_path / "a.safetensors").read_bytes()
+    header = json.loads(data[8:8 + int.from_bytes(data[:8], "little")])
+    assert list(header["__metadata__"]) == sorted(header["__metadata__"])   # not hash-map order
+    save_cnn(tmp_path / "b.safetensors", net, meta)
+    assert (tmp_path / "b.safetensors").read_bytes() == data
+    engine = CnnEngine(tmp_path / "a.safetensors")
+    assert engine.meta == meta
 
 
 def test_demucs_device_names_resolve_or_fail_clearly():

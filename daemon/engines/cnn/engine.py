@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save
 from torch import nn
 
 from ...errors import ModelError
@@ -69,8 +69,15 @@ class CnnEvidence:
 
 
 def save_cnn(path: Path, net: CnnNet, meta: CnnModelMeta) -> None:
+    """Same net and metadata, same bytes: safetensors writes its metadata in hash-map order, which
+    changes from process to process, so the header is rewritten with its keys sorted (the model
+    card's sha256 must repeat when training does)."""
     state = {k: v.detach().contiguous() for k, v in net.state_dict().items()}
-    save_file(state, str(path), metadata=meta.to_metadata())
+    data = save(state, metadata=meta.to_metadata())
+    size = int.from_bytes(data[:8], "little")
+    header = json.dumps(json.loads(data[8:8 + size]), sort_keys=True, separators=(",", ":")).encode()
+    header += b" " * (-len(header) % 8)   # the format pads the header to 8-byte alignment
+    path.write_bytes(len(header).to_bytes(8, "little") + header + data[8 + size:])
 
 
 def _fuse_batchnorm(net: CnnNet) -> CnnNet:
