@@ -16,8 +16,9 @@ import pytest
 from daemon.engines.demucs.features import FEATURE_NAMES
 from daemon.engines.fusion import LIVE, Delivery, FusionParams, fusion_inputs
 from daemon.engines.logistic import LogisticModel
-from daemon.training.calibrate import (FusionData, calibration_weights, choose_thresholds, fit_fusion,
-                                       fit_head, fused_probabilities, package_weights, widened_band)
+from daemon.training.calibrate import (CNN_PATH_FORMS, FusionData, choose_cnn_path, choose_thresholds,
+                                       fit_fusion, fit_head, fused_probabilities, package_weights,
+                                       widened_band)
 from daemon.training.metrics import expected_calibration_error, recall_at_fpr, roc_auc, score_all
 from daemon.training.scoring import Scored
 
@@ -99,7 +100,7 @@ def _fusion_data(demucs_signal: float, seed: int) -> tuple[FusionData, list[str]
 
 def test_fusion_learns_the_codec_and_keeps_a_demucs_correction_only_where_it_helps_out_of_fold():
     noise, tracks = _fusion_data(demucs_signal=0.0, seed=4)
-    params, check = fit_fusion(noise, tracks, "t")
+    params, check = fit_fusion(noise, tracks, "t", CNN_PATH_FORMS["codec-aware"])
     probs = fused_probabilities(params, noise)
     both = ~np.isnan(probs["fused"])
     assert both.sum() == 80 and not np.isnan(probs["cnn"]).any()
@@ -111,9 +112,14 @@ def test_fusion_learns_the_codec_and_keeps_a_demucs_correction_only_where_it_hel
     lossless = params.cnn_only.probability_of(fusion_inputs(2.0, None, Delivery(False, 0.0)))
     lossy = params.cnn_only.probability_of(fusion_inputs(2.0, None, Delivery(True, 0.45)))
     assert lossless > lossy > 0.5
+    # the CNN-only model takes the form it is given (the CNN path choice's)
+    platt_only, _ = fit_fusion(noise, tracks, "t", CNN_PATH_FORMS["platt-only"])
+    assert platt_only.cnn_only.features == ["cnn_logit"]
+    assert platt_only.cnn_only.probability_of(fusion_inputs(2.0, None, Delivery(True, 0.45))) == \
+        platt_only.cnn_only.probability_of(fusion_inputs(2.0, None, Delivery(False, 0.0)))
 
     signal, tracks = _fusion_data(demucs_signal=2.0, seed=4)
-    params, check = fit_fusion(signal, tracks, "t")
+    params, check = fit_fusion(signal, tracks, "t", CNN_PATH_FORMS["codec-aware"])
     assert check.kept and check.logloss_corrected < check.logloss_cnn - 0.05
     probs = fused_probabilities(params, signal)
     y = signal.y[both]
@@ -132,36 +138,59 @@ def test_logistic_fit_weights_count_like_repeated_rows():
     np.testing.assert_allclose(weighted.logit(z), repeated.logit(z), rtol=1e-6, atol=1e-6)
 
 
-def _calibration_rows(shifts: tuple[float, float, float]) -> list[Scored]:
-    """Three calibration packages of human and fake examples (one raw CNN logit each): "big" holds
-    80 % of them; each package's human music sits its shift closer to the fakes."""
+def _calibration_rows(shifts: tuple[float, float, float], lossy_quirk: float = 0.0,
+                      lossy_slope: float = 1.0) -> list[Scored]:
+    """Three calibration packages of human and fake examples (one raw CNN logit each, every other
+    pair through a lossy codec): "big" holds 80 % of them; each package's human music sits its shift
+    closer to the fakes, and big's lossy human music `lossy_quirk` closer still; lossy delivery
+    scales every raw logit by `lossy_slope` (the codec's own effect, shared by all packages)."""
     rng = np.random.default_rng(7)
     rows = []
     for (package, n), shift in zip((("big", 400), ("small-a", 50), ("small-b", 50)), shifts):
         for i in range(n):
-            label = i % 2
+            label, lossy = i % 2, i % 4 >= 2
             raw = rng.normal(4.0, 2.0) if label else rng.normal(-4.0 + shift, 2.0)
+            if lossy and not label and package == "big":
+                raw += lossy_quirk
+            if lossy:
+                raw *= lossy_slope
             rows.append(Scored(package, f"{package}-{i // 10}", "upsampler" if label else "human", label,
-                               "none", False, 0.0, raw, None))
+                               "mp3-128" if lossy else "none", lossy, 0.45 if lossy else 0.0, raw, None))
     return rows
 
 
-def test_calibration_weighs_packages_alike_only_where_that_predicts_unseen_packages_better():
+def test_the_cnn_path_keeps_codec_terms_and_package_weights_only_where_they_predict_unseen_packages_better():
     head = fit_head([Scored("p", "t", "human", i % 2, "none", False, 0.0, 0.0,
                             {f: float(i % 2) for f in FEATURE_NAMES}) for i in range(8)])
     odd_big = _calibration_rows((5.0, 0.0, 0.0))     # the package holding most examples is the odd one
-    weights, check = calibration_weights(odd_big, head)
-    assert check.packages == 3 and check.per_package
+    weights, choice = choose_cnn_path(odd_big, head)
+    assert choice.packages == 3 and choice.weighing == "packages alike"
     np.testing.assert_allclose(weights, package_weights([s.package for s in odd_big]))
     assert weights[0] * 400 == pytest.approx(weights[-1] * 50)     # each package weighs the same in total
+    loss = choice.logloss
+    assert min(loss["codec-aware"]["packages alike"], loss["platt-only"]["packages alike"]) < min(
+        loss["codec-aware"]["examples alike"], loss["platt-only"]["examples alike"])
 
     odd_small = _calibration_rows((0.0, 4.0, -4.0))   # the small ones are odd, each its own way
-    weights, check = calibration_weights(odd_small, head)
-    assert not check.per_package and check.logloss_per_example < check.logloss_per_package
-    assert np.all(weights == 1.0)
+    weights, choice = choose_cnn_path(odd_small, head)
+    assert choice.weighing == "examples alike" and np.all(weights == 1.0)
 
-    weights, check = calibration_weights([s for s in odd_big if s.package == "big"], head)
-    assert check.packages == 1 and not check.per_package and np.all(weights == 1.0)
+    # A codec that flattens every package's logits: the codec terms undo it out of package.
+    flattened = _calibration_rows((0.0, 0.0, 0.0), lossy_slope=0.25)
+    _, choice = choose_cnn_path(flattened, head)
+    assert choice.form == "codec-aware" and choice.features == CNN_PATH_FORMS["codec-aware"]
+    assert choice.logloss["codec-aware"][choice.weighing] < choice.logloss["platt-only"][choice.weighing] - 0.02
+
+    # Lossy human music that looks AI-like in one package only: codec terms fitted with it mislead
+    # on the packages without it, and Platt scaling alone predicts them better.
+    quirk = _calibration_rows((0.0, 0.0, 0.0), lossy_quirk=6.0)
+    _, choice = choose_cnn_path(quirk, head)
+    assert choice.form == "platt-only" and choice.features == ["cnn_logit"]
+
+    one = [s for s in odd_big if s.package == "big"]   # nothing to hold out: the defaults, untested
+    weights, choice = choose_cnn_path(one, head)
+    assert (choice.packages, choice.logloss) == (1, {}) and np.all(weights == 1.0)
+    assert (choice.form, choice.weighing) == ("codec-aware", "examples alike")
 
 
 def test_logistic_fit_with_an_offset_learns_only_the_correction():
@@ -219,9 +248,9 @@ def test_quick_training_run_produces_loadable_models_and_a_model_card(real_weigh
     check = metrics["demucs_correction_check"]
     assert check["rows"] >= 2 and check["kept"] == (check["logloss_corrected"] < check["logloss_cnn"])
     assert "### Does the Demucs evidence enter the verdict?" in card
-    weighing = metrics["calibration_weighting"]    # the quick run calibrates on one package
-    assert weighing["packages"] == 1 and not weighing["per_package"]
-    assert "### How the calibration examples are weighed" in card
+    cnn_path = metrics["cnn_path"]    # the quick run calibrates on one package: the defaults
+    assert (cnn_path["packages"], cnn_path["form"], cnn_path["weighing"]) == (1, "codec-aware", "examples alike")
+    assert "### The CNN path: codec terms and weighting" in card and "stand untested" in card
     assert metrics["families"]["transfer_holdout"] == ["subpixel", "autoencoder"]
     tail = metrics["calib_human_tail"]        # the calibration humans that set the ai threshold
     assert tail and all(t["n"] >= 1 and 0 <= t["mean_p"] <= t["max_p"] <= 1 for t in tail)

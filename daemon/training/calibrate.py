@@ -95,11 +95,17 @@ def _logits(model: LogisticModel, data: FusionData, engines: tuple[str, ...],
     return np.array([model.logit_of(data.inputs(i, engines)) for i in rows])
 
 
-def _fit_cnn_only(data: FusionData) -> LogisticModel:
-    """The one fit that takes the calibration weights, as Platt scaling does: the weighting check
+# The CNN path's two forms: the CNN logit with the codec evidence and its interactions (so that
+# lossy input can move the CNN's weight), or Platt scaling alone. The first is the default where
+# nothing can be held out; otherwise the data chooses (CnnPathChoice).
+CNN_PATH_FORMS = {"codec-aware": model_features("cnn"), "platt-only": ["cnn_logit"]}
+WEIGHINGS = ("examples alike", "packages alike")
+
+
+def _fit_cnn_only(data: FusionData, features: list[str]) -> LogisticModel:
+    """The one fit that takes the calibration weights, as Platt scaling does: the CNN path choice
     tests this path. The Demucs fits see a few dozen examples, too few to reweigh by package."""
-    return _fit(data, model_features("cnn"), ("cnn",), np.ones(len(data.y), bool), FUSION_L2,
-                weight=data.weight)
+    return _fit(data, features, ("cnn",), np.ones(len(data.y), bool), FUSION_L2, weight=data.weight)
 
 
 def package_weights(packages: list[str]) -> np.ndarray:
@@ -109,47 +115,55 @@ def package_weights(packages: list[str]) -> np.ndarray:
     return w / w.mean()
 
 
+def weights_for(weighing: str, packages: list[str]) -> np.ndarray:
+    return package_weights(packages) if weighing == "packages alike" else np.ones(len(packages))
+
+
 @dataclass(frozen=True)
-class WeightingCheck:
-    """Leave-one-package-out test of how the calibration examples are weighed: each calibration
-    package left out in turn, the CNN path (Platt scaling and the CNN-only fusion) fitted on the
-    others with every example alike, and with every package alike; mean log-loss over the
-    left-out packages."""
+class CnnPathChoice:
+    """Leave-one-package-out choice of the CNN path's form and of how calibration examples are
+    weighed: each calibration package left out in turn, Platt scaling and the CNN-only fusion fitted
+    on the others in each form and weighing, scored by log-loss on the left-out package. The lowest
+    mean wins; a tie keeps the earlier (simpler to defend) one. One package: nothing to hold out,
+    so the defaults (codec-aware, examples alike) stand untested."""
     packages: int
-    logloss_per_example: float
-    logloss_per_package: float
+    logloss: dict[str, dict[str, float]]   # form -> weighing -> mean held-out log-loss
+    form: str
+    weighing: str
 
     @property
-    def per_package(self) -> bool:
-        return self.logloss_per_package < self.logloss_per_example
+    def features(self) -> list[str]:
+        return CNN_PATH_FORMS[self.form]
 
     def to_dict(self) -> dict:
-        return {"packages": self.packages, "logloss_per_example": round(self.logloss_per_example, 4),
-                "logloss_per_package": round(self.logloss_per_package, 4), "per_package": self.per_package}
+        return {"packages": self.packages, "form": self.form, "weighing": self.weighing,
+                "logloss": {f: {w: round(v, 4) for w, v in ws.items()} for f, ws in self.logloss.items()}}
 
 
-def calibration_weights(scored: list[Scored], head: LogisticModel) -> tuple[np.ndarray, WeightingCheck]:
-    """Weights for the calibration fits. One package can hold most of the calibration music (and
-    its quirks); weighing packages alike is kept only where it predicts unseen packages better."""
+def choose_cnn_path(scored: list[Scored], head: LogisticModel) -> tuple[np.ndarray, CnnPathChoice]:
+    """The CNN path's form and the calibration weights. One package can hold most of the calibration
+    music (and its quirks), and codec terms fitted on a few packages can learn those packages'
+    quirks rather than the codec's effect: each is kept only where it predicts unseen packages better."""
     packages = [s.package for s in scored]
     names = sorted(set(packages))
+    default_form, default_weighing = next(iter(CNN_PATH_FORMS)), WEIGHINGS[0]
+    if len(names) < 2:
+        return (weights_for(default_weighing, packages),
+                CnnPathChoice(len(names), {}, default_form, default_weighing))
 
-    def alike(ps: list[str]) -> np.ndarray:
-        return np.ones(len(ps))
-
-    def held_out_loss(left_out: str, weigh) -> float:
+    def held_out_loss(left_out: str, features: list[str], weighing: str) -> float:
         fit_rows = [s for s in scored if s.package != left_out]
-        w = weigh([s.package for s in fit_rows])
+        w = weights_for(weighing, [s.package for s in fit_rows])
         platt = fit_platt(np.array([s.cnn_raw for s in fit_rows]), np.array([s.label for s in fit_rows]), w)
-        model = _fit_cnn_only(fusion_data(fit_rows, platt, head, w))
+        model = _fit_cnn_only(fusion_data(fit_rows, platt, head, w), features)
         held = fusion_data([s for s in scored if s.package == left_out], platt, head)
         return log_loss(held.y, _logits(model, held, ("cnn",)))
 
-    if len(names) < 2:   # one package: both weightings are the same
-        return alike(packages), WeightingCheck(len(names), 0.0, 0.0)
-    check = WeightingCheck(len(names), float(np.mean([held_out_loss(n, alike) for n in names])),
-                           float(np.mean([held_out_loss(n, package_weights) for n in names])))
-    return (package_weights(packages) if check.per_package else alike(packages)), check
+    loss = {form: {weighing: float(np.mean([held_out_loss(n, features, weighing) for n in names]))
+                   for weighing in WEIGHINGS}
+            for form, features in CNN_PATH_FORMS.items()}
+    form, weighing = min(((f, w) for f in CNN_PATH_FORMS for w in WEIGHINGS), key=lambda c: loss[c[0]][c[1]])
+    return weights_for(weighing, packages), CnnPathChoice(len(names), loss, form, weighing)
 
 
 @dataclass(frozen=True)
@@ -170,13 +184,15 @@ class CorrectionCheck:
                 "logloss_corrected": round(self.logloss_corrected, 4), "kept": self.kept}
 
 
-def fit_fusion(data: FusionData, tracks: list[str], name: str) -> tuple[FusionParams, CorrectionCheck]:
-    """The fusion models and thresholds; `tracks` names each row's source track, the unit the
+def fit_fusion(data: FusionData, tracks: list[str], name: str,
+               cnn_features: list[str]) -> tuple[FusionParams, CorrectionCheck]:
+    """The fusion models and thresholds, the CNN-only model over `cnn_features` (the CNN path's
+    chosen form); `tracks` names each row's source track, the unit the
     Demucs correction is tested on. A correction that does not beat the CNN alone out of fold is
     zeroed, so "fused" is then the CNN-only model exactly: Demucs evidence enters a verdict only
     where it has been shown to help on music no fit saw."""
     has_demucs = ~np.isnan(data.demucs)
-    cnn_only = _fit_cnn_only(data)
+    cnn_only = _fit_cnn_only(data, cnn_features)
     cnn_logits = _logits(cnn_only, data, ("cnn",))
     correction = _fit(data, engine_features("demucs"), ("cnn", "demucs"), has_demucs, CORRECTION_L2,
                       offset=cnn_logits)

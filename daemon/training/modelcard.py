@@ -42,12 +42,7 @@ def write_model_card(out_dir: Path, metrics: dict, table: str, fusion: FusionPar
         metrics["feature_auc"].items(), key=lambda kv: -abs(kv[1] - 0.5)))
     tail = "\n".join(f"| {t['track']} | {t['n']} | {t['mean_p']:.3f} | {t['max_p']:.3f} |"
                      for t in metrics["calib_human_tail"])
-    weighing = metrics["calibration_weighting"]
-    weighing_text = (
-        "Weighing packages alike predicted the left-out package better, so the calibration fits weigh "
-        "each package alike." if weighing["per_package"] else
-        "Weighing packages alike did not predict the left-out package better, so every calibration "
-        "example weighs the same.")
+    cnn_path = _cnn_path_text(metrics["cnn_path"])
     check = metrics["demucs_correction_check"]
     correction = (
         "It lowered it, so the correction is kept: fused verdicts use both engines."
@@ -84,7 +79,8 @@ separately.
   fully convolutional in time), windows of 4 s; Platt-calibrated on the calib split.
 - `demucs_head.json`: logistic regression on the HTDemucs residual and bleed features (one 7.8 s
   excerpt per training example; the daemon averages over 3).
-- `fusion.json`: codec-aware logistic fusion (CNN-only, Demucs-only, both), thresholds
+- `fusion.json`: logistic fusion (CNN-only in the form chosen below, Demucs-only and a Demucs
+  correction over the engines' logits and the codec evidence), thresholds
   ai >= {fusion.ai_threshold}, human <= {fusion.human_threshold}; auto mode also runs Demucs on lossy input
   whose CNN probability lies in {list(fusion.lossy_band)}.
 
@@ -156,14 +152,9 @@ path scores highest there, over all their examples:
 |---|---|---|---|
 {tail}
 
-### How the calibration examples are weighed
+### The CNN path: codec terms and weighting
 
-One calibration package can hold most of the calibration music. Each of the {weighing['packages']}
-calibration packages was left out in turn and the CNN path (Platt scaling and the CNN-only fusion)
-fitted on the others, once with every example alike and once with every package alike: mean
-log-loss on the left-out packages {weighing['logloss_per_example']:.4f} alike against
-{weighing['logloss_per_package']:.4f} per package. {weighing_text} The thresholds count every human
-example fully either way.
+{cnn_path} The thresholds count every human example fully whatever the weighing.
 
 ### Does the Demucs evidence enter the verdict?
 
@@ -181,3 +172,25 @@ with Demucs features from {check['tracks']} tracks): {check['logloss_corrected']
     path = out_dir / "MODEL_CARD.md"
     path.write_text(text)
     return path
+
+
+def _cnn_path_text(choice: dict) -> str:
+    if not choice["logloss"]:
+        return (f"The calibration data holds {choice['packages']} package: nothing can be held out, so the "
+                f"defaults stand untested: **{choice['form']}, {choice['weighing']}**.")
+    weighings = list(next(iter(choice["logloss"].values())))
+    rows = "\n".join(f"| {form} | " + " | ".join(f"{ws[w]:.4f}" for w in weighings) + " |"
+                     for form, ws in choice["logloss"].items())
+    return f"""Codec terms fitted on a few calibration packages can learn those packages' quirks rather
+than the codec's effect, and one package can hold most of the calibration music. So each of the
+{choice['packages']} calibration packages was left out in turn and the CNN path (Platt scaling and the
+CNN-only fusion) fitted on the others in two forms - `codec-aware` (the CNN logit with the codec
+evidence and its interactions: `lossy`, `bandlimit`, the logit times each) and `platt-only` - each
+with every example weighing alike and with every package weighing alike. Mean log-loss on the
+left-out packages:
+
+| form | {' | '.join(weighings)} |
+|---|{'---|' * len(weighings)}
+{rows}
+
+The lowest is shipped: **{choice['form']}, {choice['weighing']}**."""

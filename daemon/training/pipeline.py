@@ -155,14 +155,14 @@ def run_training(out_dir: Path, work_dir: Path, corpora_dir: Path, demucs_weight
     head = calibrate.fit_head(head_scored)
     calib_raw = np.array([s.cnn_raw for s in calib_scored])
     calib_y = np.array([s.label for s in calib_scored])
-    weights, weighting_check = calibrate.calibration_weights(calib_scored, head)
-    log(f"  calibration examples weighed {'per package' if weighting_check.per_package else 'alike'}: "
-        f"leave-one-package-out log-loss {weighting_check.logloss_per_package:.4f} per package against "
-        f"{weighting_check.logloss_per_example:.4f} alike ({weighting_check.packages} packages)")
+    weights, cnn_path = calibrate.choose_cnn_path(calib_scored, head)
+    log(f"  CNN path: {cnn_path.form}, {cnn_path.weighing}; leave-one-package-out log-loss "
+        + ", ".join(f"{f} / {w} {v:.4f}" for f, ws in cnn_path.logloss.items() for w, v in ws.items())
+        + f" ({cnn_path.packages} packages)")
     platt = calibrate.fit_platt(calib_raw, calib_y, weights)
     calib_data = calibrate.fusion_data(calib_scored, platt, head, weights)
     fusion, correction_check = calibrate.fit_fusion(
-        calib_data, [f"{s.package}: {s.track}" for s in calib_scored], FUSION_NAME)
+        calib_data, [f"{s.package}: {s.track}" for s in calib_scored], FUSION_NAME, cnn_path.features)
     log(f"  Demucs correction {'kept' if correction_check.kept else 'zeroed'}: leave-one-track-out "
         f"log-loss {correction_check.logloss_corrected:.4f} against the CNN's {correction_check.logloss_cnn:.4f} "
         f"({correction_check.rows} examples, {correction_check.tracks} tracks)")
@@ -188,7 +188,7 @@ def run_training(out_dir: Path, work_dir: Path, corpora_dir: Path, demucs_weight
     timings["total_s"] = time.perf_counter() - started
     metrics = {
         "table": [r.to_dict() for r in rows], "family_recall": holdout, "calib_human_tail": human_tail,
-        "calibration_weighting": weighting_check.to_dict(),
+        "cnn_path": cnn_path.to_dict(),
         "demucs_correction_check": correction_check.to_dict(),
         "feature_auc": feature_aucs, "cnn_history": cnn_run.history,
         "cnn_reused": cnn_run.reused, "timings": timings,
