@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from itertools import product
@@ -14,8 +15,9 @@ import numpy as np
 import pytest
 
 from daemon.engines.demucs.features import FEATURE_NAMES
-from daemon.engines.fusion import LIVE, Delivery, FusionParams, fusion_inputs
+from daemon.engines.fusion import LIVE, PACKAGED_FUSION, Delivery, FusionParams, fusion_inputs
 from daemon.engines.logistic import LogisticModel
+from daemon.hashing import sha256_file
 from daemon.training.calibrate import (CNN_PATH_FORMS, FusionData, choose_cnn_path, choose_thresholds,
                                        fit_fusion, fit_head, fused_probabilities, package_weights,
                                        widened_band)
@@ -311,3 +313,15 @@ def test_eval_command_prints_the_condition_by_engine_table_for_labelled_folders(
                              capture_output=True, text=True, timeout=120)
     assert missing.returncode != 0 and "nope: not a folder" in missing.stderr
     assert "Traceback" not in missing.stderr
+
+
+def test_the_shipped_model_card_names_every_shipped_file_with_its_sha256():
+    """Models are committed with the card their training run wrote: a file changed without a
+    re-run (or a card edited by hand) shows here."""
+    models = PACKAGED_FUSION.parent
+    listed = dict(re.findall(r"^\| `([\w.]+)` \| [\d,]+ \| `([0-9a-f]{64})` \|$",
+                             (models / "MODEL_CARD.md").read_text(), re.MULTILINE))
+    shipped = {p.name for p in models.iterdir() if p.suffix in (".safetensors", ".json")}
+    assert set(listed) == shipped
+    for name, digest in listed.items():
+        assert sha256_file(models / name) == digest, name
