@@ -4,6 +4,7 @@ a smoke run of `aimusicd train --quick` that must produce loadable models and a 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -210,7 +211,7 @@ def test_examples_render_reproducibly_with_codec_and_fake(tmp_path):
 
     from daemon.training.codecs import CodecSpec
     from daemon.training.corpora import Track
-    from daemon.training.examples import Item, render
+    from daemon.training.examples import Item, render, render_conditions
     from support.audio import music
 
     path = tmp_path / "t.ogg"
@@ -222,6 +223,11 @@ def test_examples_render_reproducibly_with_codec_and_fake(tmp_path):
     human = render(Item(track, 2.0, 6.0, "human", CodecSpec("none", 0), False, 0.0, 5))
     assert not np.allclose(a, human, atol=1e-3)
     assert np.corrcoef(a[0], human[0])[0, 1] > 0.8          # same music, another fingerprint
+    # Evaluation conditions share the rendering up to the codec: the same samples as one by one.
+    lossless = CodecSpec("none", 0)
+    c, d = render_conditions(item, (item.codec, lossless))
+    assert np.array_equal(c, a) and np.array_equal(d, render(dataclasses.replace(item, codec=lossless)))
+    assert not np.allclose(c, d, atol=1e-3)
 
 
 @pytest.mark.slow

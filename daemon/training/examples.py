@@ -7,7 +7,7 @@ fresh random settings per example, so codec history can never stand in for the l
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -60,13 +60,21 @@ def plan(tracks: list[Track], count: int, seconds: float, families: list[str],
     return items
 
 
-def with_codec(items: list[Item], codec: CodecSpec) -> list[Item]:
-    """The same items delivered through one fixed codec condition (for evaluation tables)."""
-    return [replace(item, codec=codec) for item in items]
-
-
 def render(item: Item) -> np.ndarray | None:
     """(2, n) float32 at the engines' rate, or None when the piece is nearly silent."""
+    x = source(item)
+    return None if x is None else deliver(x, item, item.codec)
+
+
+def render_conditions(item: Item, codecs: tuple[CodecSpec, ...]) -> list[np.ndarray] | None:
+    """The item delivered through each of `codecs` in turn, its music (and fake) made once: the
+    codec round trips are the cost, so evaluation conditions share everything before them."""
+    x = source(item)
+    return None if x is None else [deliver(x, item, codec) for codec in codecs]
+
+
+def source(item: Item) -> np.ndarray | None:
+    """The piece as mastered, before delivery: maybe a fake, gain, a limiter; None when silent."""
     x = item.track.load(item.start_s, item.seconds)
     if x.shape[1] < int(item.seconds * ENGINE_RATE * 0.9) or np.sqrt(np.mean(x ** 2)) < SILENT_RMS:
         return None
@@ -77,6 +85,11 @@ def render(item: Item) -> np.ndarray | None:
     peak = float(np.abs(x).max())
     if peak > 0.999:                       # a limiter, as a mastered bounce would have
         x = x * np.float32(0.999 / peak)
+    return x
+
+
+def deliver(x: np.ndarray, item: Item, codec: CodecSpec) -> np.ndarray:
+    """x as the delivered file holds it (maybe via 48 kHz, through `codec`), back at the engines' rate."""
     rate = 48000 if item.via_48k else ENGINE_RATE
-    x = apply_codec(resample(x, ENGINE_RATE, rate), rate, item.codec)
-    return resample(x, rate, ENGINE_RATE)
+    y = apply_codec(resample(x, ENGINE_RATE, rate), rate, codec)
+    return resample(y, rate, ENGINE_RATE)

@@ -25,11 +25,11 @@ from . import autoencoder, calibrate, cnn_train
 from .codecs import EVAL_CONDITIONS
 from .corpora import load_corpora
 from .evaluation import Row, evaluate, format_table
-from .examples import HUMAN, plan, with_codec
+from .examples import HUMAN, plan
 from .fakes import FAMILIES, TRANSFER_HOLDOUT, register
 from .metrics import roc_auc
 from .modelcard import write_model_card
-from .scoring import Scored, score_items
+from .scoring import Scored, score_conditions, score_items
 
 CNN_NAME = "aimusicd-cnn-v1"
 HEAD_NAME = "aimusicd-demucs-head-v1"
@@ -139,12 +139,9 @@ def run_training(out_dir: Path, work_dir: Path, corpora_dir: Path, demucs_weight
     calib_scored = score_items(calib_items, cnn, demucs, lambda i: i < 2 * sizes.calib_demucs,
                                workers, log, "calibration examples", cache)
     _save_json(cache_path, cache)
-    test_scored: dict[str, list[Scored]] = {}
-    for condition in EVAL_CONDITIONS:
-        test_scored[condition.label()] = score_items(
-            with_codec(test_items, condition), cnn, demucs, lambda i: i < 2 * sizes.test_demucs,
-            workers, log, f"test {condition.label()}", cache)
-        _save_json(cache_path, cache)
+    test_scored = score_conditions(test_items, EVAL_CONDITIONS, cnn, demucs,
+                                   lambda i: i < 2 * sizes.test_demucs, workers, log, "test examples", cache)
+    _save_json(cache_path, cache)
     timings["demucs_features_s"] = time.perf_counter() - t0
     # Every example's engine outputs, so calibration and fusion can be re-analysed without rendering.
     _save_json(work_dir / f"scored_{suffix}.json",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Callable
 
 import numpy as np
@@ -16,7 +16,8 @@ from ..audio.codec import codec_history
 from ..engines.cnn import CnnEngine
 from ..engines.demucs.engine import DemucsEngine
 from ..engines.fusion import Delivery
-from .examples import Item, render
+from .codecs import CodecSpec
+from .examples import Item, render_conditions
 
 
 @dataclass
@@ -63,25 +64,49 @@ def score_items(items: list[Item], cnn: CnnEngine | None, demucs: DemucsEngine |
     """Render in worker processes, score here. `with_demucs(i)` says whether item i also gets
     Demucs features; those already in `feature_cache` (keyed by `item_key`) are reused, new ones
     are added to it."""
+    return _score_pool([[item] for item in items], cnn, demucs, with_demucs, workers, log, what,
+                       feature_cache)[0]
+
+
+def score_conditions(items: list[Item], conditions: tuple[CodecSpec, ...], cnn: CnnEngine | None,
+                     demucs: DemucsEngine | None, with_demucs: Callable[[int], bool], workers: int,
+                     log: Callable[[str], None], what: str,
+                     feature_cache: dict[str, dict] | None = None) -> dict[str, list[Scored]]:
+    """score_items for every item delivered through each condition, keyed by the condition's label;
+    each item's music is rendered once for all of them."""
+    per_item = [[replace(item, codec=c) for c in conditions] for item in items]
+    scored = _score_pool(per_item, cnn, demucs, with_demucs, workers, log, what, feature_cache)
+    return {c.label(): s for c, s in zip(conditions, scored)}
+
+
+def _render(variants: list[Item]) -> list[np.ndarray] | None:
+    """The variants of one item differ only in their codec."""
+    return render_conditions(variants[0], tuple(v.codec for v in variants))
+
+
+def _score_pool(per_item: list[list[Item]], cnn: CnnEngine | None, demucs: DemucsEngine | None,
+                with_demucs: Callable[[int], bool], workers: int, log: Callable[[str], None],
+                what: str, feature_cache: dict[str, dict] | None) -> list[list[Scored]]:
+    """One list of Scored per variant position, in item order (silent items left out)."""
     cache = {} if feature_cache is None else feature_cache
     started = time.perf_counter()
-    out: list[Scored] = []
+    out: list[list[Scored]] = [[] for _ in per_item[0]] if per_item else [[]]
     ctx = mp.get_context("fork")
     with ctx.Pool(workers, initializer=_init_worker) as pool:
-        for n, (item, x) in enumerate(zip(items, pool.imap(render, items, chunksize=2))):
-            scored = _score(item, x, cnn, demucs, with_demucs(n), cache)
-            if scored:
-                out.append(scored)
+        for n, (variants, xs) in enumerate(zip(per_item, pool.imap(_render, per_item, chunksize=2))):
+            if xs is None:
+                continue
+            for column, variant, x in zip(out, variants, xs):
+                column.append(_score(variant, x, cnn, demucs, with_demucs(n), cache))
             if (n + 1) % 100 == 0:
-                log(f"  {what}: {n + 1}/{len(items)} scored ({time.perf_counter() - started:.0f} s)")
-    log(f"  {what}: {len(out)} examples in {time.perf_counter() - started:.0f} s")
+                log(f"  {what}: {n + 1}/{len(per_item)} scored ({time.perf_counter() - started:.0f} s)")
+    log(f"  {what}: {len(out[0])} examples{f' x {len(out)} conditions' if len(out) > 1 else ''} "
+        f"in {time.perf_counter() - started:.0f} s")
     return out
 
 
-def _score(item: Item, x: np.ndarray | None, cnn: CnnEngine | None, demucs: DemucsEngine | None,
-           measure: bool, cache: dict[str, dict]) -> Scored | None:
-    if x is None:
-        return None
+def _score(item: Item, x: np.ndarray, cnn: CnnEngine | None, demucs: DemucsEngine | None,
+           measure: bool, cache: dict[str, dict]) -> Scored:
     mono = x.mean(axis=0)
     history = codec_history(mono, ENGINE_RATE, _info(item, x.shape[1]))
     cnn_raw = float("nan")
