@@ -230,6 +230,30 @@ def test_examples_render_reproducibly_with_codec_and_fake(tmp_path):
     assert not np.allclose(c, d, atol=1e-3)
 
 
+def test_score_conditions_gives_every_condition_its_examples(tmp_path):
+    import soundfile as sf
+
+    from daemon.training.codecs import CodecSpec
+    from daemon.training.corpora import Track
+    from daemon.training.examples import Item
+    from daemon.training.scoring import score_conditions
+    from support.audio import music
+
+    loud, silent = tmp_path / "loud.ogg", tmp_path / "silent.ogg"
+    sf.write(loud, music(8, 44100).T, 44100, format="OGG", subtype="VORBIS")
+    sf.write(silent, np.zeros((8 * 44100, 2)), 44100, format="OGG", subtype="VORBIS")
+    items = [Item(Track("pkg", "test", name, (path,), 8.0), 1.0, 6.0, "human", CodecSpec("none", 0),
+                  False, 0.0, 1) for name, path in (("silent", silent), ("loud", loud))]
+    conditions = (CodecSpec("none", 0), CodecSpec("mp3", 64))
+    scored = score_conditions(items, conditions, None, None, lambda i: False, 1, lambda m: None, "t")
+    assert list(scored) == ["none", "mp3-64"]
+    assert [[(s.track, s.codec) for s in ss] for ss in scored.values()] == [[("loud", "none")],
+                                                                          [("loud", "mp3-64")]]
+    assert scored["mp3-64"][0].bandwidth_hz < scored["none"][0].bandwidth_hz - 3000   # MP3's low-pass
+    assert score_conditions([], conditions, None, None, lambda i: False, 1, lambda m: None, "t") == \
+        {"none": [], "mp3-64": []}
+
+
 @pytest.mark.slow
 @pytest.mark.weights
 @pytest.mark.timeout(1500)

@@ -64,7 +64,7 @@ def score_items(items: list[Item], cnn: CnnEngine | None, demucs: DemucsEngine |
     """Render in worker processes, score here. `with_demucs(i)` says whether item i also gets
     Demucs features; those already in `feature_cache` (keyed by `item_key`) are reused, new ones
     are added to it."""
-    return _score_pool([[item] for item in items], cnn, demucs, with_demucs, workers, log, what,
+    return _score_pool([[item] for item in items], 1, cnn, demucs, with_demucs, workers, log, what,
                        feature_cache)[0]
 
 
@@ -75,7 +75,8 @@ def score_conditions(items: list[Item], conditions: tuple[CodecSpec, ...], cnn: 
     """score_items for every item delivered through each condition, keyed by the condition's label;
     each item's music is rendered once for all of them."""
     per_item = [[replace(item, codec=c) for c in conditions] for item in items]
-    scored = _score_pool(per_item, cnn, demucs, with_demucs, workers, log, what, feature_cache)
+    scored = _score_pool(per_item, len(conditions), cnn, demucs, with_demucs, workers, log, what,
+                         feature_cache)
     return {c.label(): s for c, s in zip(conditions, scored)}
 
 
@@ -84,23 +85,21 @@ def _render(variants: list[Item]) -> list[np.ndarray] | None:
     return render_conditions(variants[0], tuple(v.codec for v in variants))
 
 
-def _score_pool(per_item: list[list[Item]], cnn: CnnEngine | None, demucs: DemucsEngine | None,
-                with_demucs: Callable[[int], bool], workers: int, log: Callable[[str], None],
+def _score_pool(per_item: list[list[Item]], width: int, cnn: CnnEngine | None,
+                demucs: DemucsEngine | None, with_demucs: Callable[[int], bool], workers: int, log: Callable[[str], None],
                 what: str, feature_cache: dict[str, dict] | None) -> list[list[Scored]]:
-    """One list of Scored per variant position, in item order (silent items left out)."""
+    """`width` lists of Scored, one per variant position, in item order (silent items left out)."""
     cache = {} if feature_cache is None else feature_cache
     started = time.perf_counter()
-    out: list[list[Scored]] = [[] for _ in per_item[0]] if per_item else [[]]
+    out: list[list[Scored]] = [[] for _ in range(width)]
     ctx = mp.get_context("fork")
     with ctx.Pool(workers, initializer=_init_worker) as pool:
         for n, (variants, xs) in enumerate(zip(per_item, pool.imap(_render, per_item, chunksize=2))):
-            if xs is None:
-                continue
-            for column, variant, x in zip(out, variants, xs):
+            for column, variant, x in zip(out, variants, xs or []):
                 column.append(_score(variant, x, cnn, demucs, with_demucs(n), cache))
             if (n + 1) % 100 == 0:
                 log(f"  {what}: {n + 1}/{len(per_item)} scored ({time.perf_counter() - started:.0f} s)")
-    log(f"  {what}: {len(out[0])} examples{f' x {len(out)} conditions' if len(out) > 1 else ''} "
+    log(f"  {what}: {len(out[0])} examples{f' x {width} conditions' if width > 1 else ''} "
         f"in {time.perf_counter() - started:.0f} s")
     return out
 
