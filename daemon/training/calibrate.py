@@ -187,10 +187,10 @@ class CorrectionCheck:
 def fit_fusion(data: FusionData, tracks: list[str], name: str,
                cnn_features: list[str]) -> tuple[FusionParams, CorrectionCheck]:
     """The fusion models and thresholds, the CNN-only model over `cnn_features` (the CNN path's
-    chosen form); `tracks` names each row's source track, the unit the
-    Demucs correction is tested on. A correction that does not beat the CNN alone out of fold is
-    zeroed, so "fused" is then the CNN-only model exactly: Demucs evidence enters a verdict only
-    where it has been shown to help on music no fit saw."""
+    chosen form); `tracks` names each row's source track, the unit the Demucs correction is tested
+    on. A correction that does not beat the CNN alone out of fold is zeroed, so "fused" is then the
+    CNN-only model exactly: Demucs evidence enters a verdict only where it has been shown to help
+    on music no fit saw."""
     has_demucs = ~np.isnan(data.demucs)
     cnn_only = _fit_cnn_only(data, cnn_features)
     cnn_logits = _logits(cnn_only, data, ("cnn",))

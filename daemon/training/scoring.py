@@ -86,8 +86,9 @@ def _render(variants: list[Item]) -> list[np.ndarray] | None:
 
 
 def _score_pool(per_item: list[list[Item]], width: int, cnn: CnnEngine | None,
-                demucs: DemucsEngine | None, with_demucs: Callable[[int], bool], workers: int, log: Callable[[str], None],
-                what: str, feature_cache: dict[str, dict] | None) -> list[list[Scored]]:
+                demucs: DemucsEngine | None, with_demucs: Callable[[int], bool], workers: int,
+                log: Callable[[str], None], what: str,
+                feature_cache: dict[str, dict] | None) -> list[list[Scored]]:
     """`width` lists of Scored, one per variant position, in item order (silent items left out)."""
     cache = {} if feature_cache is None else feature_cache
     started = time.perf_counter()
