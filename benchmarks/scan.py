@@ -4,7 +4,7 @@
 
 Measured in one run, each in a fresh process so that its peak RSS is its own:
   baseline  whole-track HTDemucs separation (apply_model, split, overlap 0.25, shifts 0)
-  cnn       `aimusicd scan --mode cnn` path: decode + codec check + CNN (3 repeats, median)
+  cnn       `aimusicd scan --mode cnn` path: decode + codec check + CNN + image score (3 repeats, median)
   auto      CNN, then Demucs only if the CNN is unsure or the input lossy
   full      CNN + Demucs on 3 excerpts of 7.8 s
 Targets (2-core CPU): CNN-only >= 300x real time; full <= 30 s per 4-minute track (>= 8x faster

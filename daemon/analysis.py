@@ -18,6 +18,7 @@ from .engines.demucs.engine import DemucsEngine, DemucsEvidence, DemucsHead
 from .engines.demucs.separation import Separator, load_htdemucs
 from .engines.demucs.weights import WeightStore
 from .engines.fusion import Delivery, Fusion
+from .engines.images import measure_images
 from .hashing import sha256_file
 from .report import Report
 
@@ -79,7 +80,8 @@ class Analyzer:
 
     # -- analysis --------------------------------------------------------------------------------
     def first_pass(self, path: str | Path, mode: str) -> Pass:
-        """Decode, measure the codec history and run the CNN (unless mode is "demucs")."""
+        """Decode, measure the codec history and run the fast pass, the CNN and the image score
+        (unless mode is "demucs")."""
         path = Path(path)
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
@@ -88,17 +90,18 @@ class Analyzer:
         delivery = Delivery.of(codec)
         timings["decode_s"] = time.perf_counter() - t0
         fusion = self.fusion
-        cnn = None
+        cnn = images = None
         if mode != "demucs":
             cnn = self.cnn.score_track(audio.mono)
-            timings["cnn_s"] = cnn.seconds
+            images = measure_images(audio.mono, audio.sample_rate)
+            timings["cnn_s"], timings["images_s"] = cnn.seconds, images.seconds
         if mode == "cnn":
             reason = None
         elif mode in ("full", "demucs"):
             reason = f"mode {mode}"
         else:
-            reason = fusion.demucs_wanted(fusion.cnn_probability(cnn.logit, delivery), delivery)
-        verdict = fusion.combine(cnn.logit, None, delivery) if cnn else None
+            reason = fusion.demucs_wanted(fusion.cnn_probability(cnn.logit, delivery, images.score), delivery)
+        verdict = fusion.combine(cnn.logit, None, delivery, images.score) if cnn else None
         skipped = "pending: " + reason if reason else ("mode cnn" if mode == "cnn" else "cnn confident")
         report = Report(
             file=str(path.resolve()), sha256=sha256_file(path), mode=mode,
@@ -107,7 +110,7 @@ class Analyzer:
             verdict=verdict.label if verdict else "uncertain",
             probability_ai=verdict.probability_ai if verdict else 0.5,
             decided_by=verdict.decided_by if verdict else "none",
-            cnn=cnn, demucs=DemucsEvidence(ran=False, reason=skipped),
+            cnn=cnn, images=images, demucs=DemucsEvidence(ran=False, reason=skipped),
             thresholds={"ai": fusion.ai_threshold, "human": fusion.human_threshold},
             fusion_model=fusion.params.name, timings=timings,
         )
@@ -118,7 +121,7 @@ class Analyzer:
         report = first.report
         demucs = self.demucs.analyze(first.audio.samples, reason=first.demucs_reason or "")
         verdict = self.fusion.combine(report.cnn.logit if report.cnn else None, demucs.logit,
-                                      Delivery.of(report.codec))
+                                      Delivery.of(report.codec), report.images.score if report.images else None)
         report.demucs = demucs
         report.verdict, report.probability_ai, report.decided_by = (
             verdict.label, verdict.probability_ai, verdict.decided_by)

@@ -13,6 +13,7 @@ from . import __version__
 from .audio.codec import CodecHistory
 from .engines.cnn import CnnEvidence
 from .engines.demucs.engine import DemucsEvidence
+from .engines.images import ImageEvidence
 
 SCHEMA = "aimusicd.report/1"
 
@@ -30,6 +31,7 @@ class Report:
     probability_ai: float
     decided_by: str
     cnn: CnnEvidence | None
+    images: ImageEvidence | None   # measured with the CNN, in the fast pass
     demucs: DemucsEvidence
     thresholds: dict[str, float]
     fusion_model: str
@@ -50,6 +52,8 @@ class Report:
                 "probability_ai": round(self.cnn.probability_ai, 6), "logit": round(self.cnn.logit, 6),
                 "windows": [asdict(w) for w in self.cnn.windows],
             }
+        images = None if self.images is None else {
+            "score": self.images.score, "latent_rate_hz": self.images.latent_rate_hz}
         d = self.demucs
         demucs = {
             "ran": d.ran, "reason": d.reason, "model": d.model, "model_sha256": d.model_sha256,
@@ -70,7 +74,7 @@ class Report:
             "decided_by": self.decided_by,
             "thresholds": self.thresholds,
             "fusion_model": self.fusion_model,
-            "engines": {"cnn": cnn, "demucs": demucs},
+            "engines": {"cnn": cnn, "images": images, "demucs": demucs},
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
             "created": self.created,
             "version": self.version,

@@ -16,13 +16,16 @@ def analyzer(tiny_models):
     return tiny_models.analyzer(load_config())
 
 
-@pytest.mark.parametrize("mode, ran", [("cnn", "cnn"), ("full", "cnn+demucs"), ("demucs", "demucs")])
-def test_modes_run_the_engines_they_name(analyzer, fixtures_dir, mode, ran):
+@pytest.mark.parametrize("mode, ran, decided_by", [("cnn", "cnn", "cnn+images"),
+                                                   ("full", "cnn+demucs", "cnn+images+demucs"),
+                                                   ("demucs", "demucs", "demucs")])
+def test_modes_run_the_engines_they_name(analyzer, fixtures_dir, mode, ran, decided_by):
     report = analyzer.analyze(fixtures_dir / "good" / "music.flac", mode)
     assert report.engines_ran == ran
     assert report.verdict in ("ai", "human", "uncertain")
     assert 0.0 <= report.probability_ai <= 1.0
-    assert report.decided_by == ran
+    assert report.decided_by == decided_by
+    assert (report.images is not None) == ("cnn" in ran)   # the image score comes with the CNN
     if "demucs" in ran:
         assert report.demucs.ran and len(report.demucs.excerpts) == 1
         assert report.demucs.features and report.demucs.probability_ai is not None
@@ -40,7 +43,7 @@ def test_auto_runs_demucs_only_when_the_cnn_is_unsure(tiny_models, fixtures_dir)
                                                                      "human_threshold": 0.001}}))
     report = unsure.analyze(path, "auto")
     assert report.demucs.ran and report.demucs.reason == "cnn uncertain"
-    assert report.decided_by == "cnn+demucs"
+    assert report.decided_by == "cnn+images+demucs"
 
 
 def test_report_follows_the_schema(analyzer, fixtures_dir, tmp_path):
@@ -56,6 +59,8 @@ def test_report_follows_the_schema(analyzer, fixtures_dir, tmp_path):
     cnn = doc["engines"]["cnn"]
     assert {"model", "model_sha256", "probability_ai", "windows"} <= set(cnn)
     assert all({"start", "end", "p"} == set(w) for w in cnn["windows"])
+    images = doc["engines"]["images"]
+    assert images["score"] >= 0 and images["latent_rate_hz"] >= 0
     demucs = doc["engines"]["demucs"]
     assert demucs["ran"] and demucs["excerpts"][0]["end"] > demucs["excerpts"][0]["start"]
     assert "residual_db" in demucs["features"]

@@ -81,5 +81,7 @@ def test_full_mode_with_the_real_htdemucs_gives_both_engines_evidence(fixtures_d
     assert demucs["ran"] and demucs["model_sha256"] and 0 <= demucs["probability_ai"] <= 1
     # Real HTDemucs leaves a small but real residual: neither zero nor the whole mix.
     assert -80 < demucs["features"]["residual_db"] < -5
-    # the shipped fusion weighs Demucs only if its correction passed the out-of-fold check in training
-    assert report["decided_by"] == ("cnn+demucs" if Fusion.load().params.weighs_demucs else "cnn")
+    # the shipped fusion weighs each correction only if it passed its held-out check in training
+    params = Fusion.load().params
+    assert report["decided_by"] == "+".join(
+        ["cnn"] + ["images"] * params.weighs_images + ["demucs"] * params.weighs_demucs)

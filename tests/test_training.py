@@ -87,47 +87,68 @@ def test_human_threshold_never_above_even_odds():
     assert lo < human_t and hi > ai_t
 
 
-def _fusion_data(demucs_signal: float, seed: int) -> tuple[FusionData, list[str]]:
-    """400 examples with a CNN logit, the first 80 also with a Demucs logit carrying
-    `demucs_signal` (0: noise only); lossy deliveries weaken the CNN. Two examples per track."""
+def _fusion_data(demucs_signal: float, seed: int, images_signal: float = 0.0
+                 ) -> tuple[FusionData, list[str], list[str]]:
+    """400 examples with a CNN logit and an image score carrying `images_signal`, the first 80
+    also with a Demucs logit carrying `demucs_signal` (0: noise only); lossy deliveries weaken the
+    CNN. Two examples per track, four packages."""
     rng = np.random.default_rng(seed)
     n = 400
     y = rng.integers(0, 2, n)
     lossy = rng.random(n) < 0.6
     cnn = (2 * y - 1) * np.where(lossy, 0.8, 2.0) + rng.normal(0, 1.2, n)
     demucs = np.where(np.arange(n) < 80, demucs_signal * (2 * y - 1) + rng.normal(0, 1, n), np.nan)
+    images = images_signal * y + rng.normal(0, 1, n)
     deliveries = [Delivery(bool(q), 0.45 if q else 0.0) for q in lossy]
     tracks = [f"track{i // 2}" for i in range(n)]
-    return FusionData(cnn, demucs, deliveries, y, ["mp3" if q else "none" for q in lossy]), tracks
+    packages = [f"package{i % 4}" for i in range(n)]
+    return (FusionData(cnn, demucs, deliveries, y, ["mp3" if q else "none" for q in lossy], images=images),
+            tracks, packages)
 
 
 def test_fusion_learns_the_codec_and_keeps_a_demucs_correction_only_where_it_helps_out_of_fold():
-    noise, tracks = _fusion_data(demucs_signal=0.0, seed=4)
-    params, check = fit_fusion(noise, tracks, "t", CNN_PATH_FORMS["codec-aware"])
+    noise, tracks, packages = _fusion_data(demucs_signal=0.0, seed=4)
+    params, checks = fit_fusion(noise, tracks, packages, "t", CNN_PATH_FORMS["codec-aware"])
+    check = checks.demucs
     probs = fused_probabilities(params, noise)
     both = ~np.isnan(probs["fused"])
     assert both.sum() == 80 and not np.isnan(probs["cnn"]).any()
-    # uninformative Demucs evidence fails the held-out test: fused is the CNN-only model exactly
-    assert (check.rows, check.tracks) == (80, 40)
-    assert not check.kept and check.logloss_corrected > check.logloss_cnn
+    # uninformative evidence fails the held-out tests: fused is the CNN-only model exactly
+    assert (check.rows, check.groups, check.unit) == (80, 40, "track")
+    assert not check.kept and check.logloss_corrected > check.logloss_before
+    assert not checks.images.kept and not params.weighs_images
     assert np.array_equal(probs["fused"][both], probs["cnn"][both])
+    assert np.array_equal(probs["cnn+img"], probs["cnn"])
     # lossy input weakens the CNN: the CNN-only model trusts its logit less there
     lossless = params.cnn_only.probability_of(fusion_inputs(2.0, None, Delivery(False, 0.0)))
     lossy = params.cnn_only.probability_of(fusion_inputs(2.0, None, Delivery(True, 0.45)))
     assert lossless > lossy > 0.5
     # the CNN-only model takes the form it is given (the CNN path choice's)
-    platt_only, _ = fit_fusion(noise, tracks, "t", CNN_PATH_FORMS["platt-only"])
+    platt_only, _ = fit_fusion(noise, tracks, packages, "t", CNN_PATH_FORMS["platt-only"])
     assert platt_only.cnn_only.features == ["cnn_logit"]
     assert platt_only.cnn_only.probability_of(fusion_inputs(2.0, None, Delivery(True, 0.45))) == \
         platt_only.cnn_only.probability_of(fusion_inputs(2.0, None, Delivery(False, 0.0)))
 
-    signal, tracks = _fusion_data(demucs_signal=2.0, seed=4)
-    params, check = fit_fusion(signal, tracks, "t", CNN_PATH_FORMS["codec-aware"])
-    assert check.kept and check.logloss_corrected < check.logloss_cnn - 0.05
+    signal, tracks, packages = _fusion_data(demucs_signal=2.0, seed=4)
+    params, checks = fit_fusion(signal, tracks, packages, "t", CNN_PATH_FORMS["codec-aware"])
+    assert checks.demucs.kept and checks.demucs.logloss_corrected < checks.demucs.logloss_before - 0.05
     probs = fused_probabilities(params, signal)
     y = signal.y[both]
     assert roc_auc(y, probs["fused"][both]) > roc_auc(y, probs["cnn"][both]) + 0.03
     assert FusionParams.from_dict(json.loads(json.dumps(params.to_dict()))) == params
+
+
+def test_image_score_is_kept_only_where_it_helps_on_held_out_packages():
+    data, tracks, packages = _fusion_data(demucs_signal=0.0, seed=5, images_signal=2.0)
+    params, checks = fit_fusion(data, tracks, packages, "t", CNN_PATH_FORMS["codec-aware"])
+    assert (checks.images.rows, checks.images.groups, checks.images.unit) == (400, 4, "package")
+    assert checks.images.kept and checks.images.logloss_corrected < checks.images.logloss_before - 0.05
+    assert params.weighs_images
+    probs = fused_probabilities(params, data)
+    assert roc_auc(data.y, probs["cnn+img"]) > roc_auc(data.y, probs["cnn"]) + 0.03
+    # where the score is unknown (live windows), the path is the CNN's alone
+    unknown = dataclasses.replace(data, images=np.full(len(data.y), np.nan))
+    assert np.array_equal(fused_probabilities(params, unknown)["cnn+img"], probs["cnn"])
 
 
 def test_logistic_fit_weights_count_like_repeated_rows():
@@ -250,6 +271,7 @@ def test_score_conditions_gives_every_condition_its_examples(tmp_path):
     assert [[(s.track, s.codec) for s in ss] for ss in scored.values()] == [[("loud", "none")],
                                                                           [("loud", "mp3-64")]]
     assert scored["mp3-64"][0].bandwidth_hz < scored["none"][0].bandwidth_hz - 3000   # MP3's low-pass
+    assert all(s.images is not None and s.images >= 0 for ss in scored.values() for s in ss)
     assert score_conditions([], conditions, None, None, lambda i: False, 1, lambda m: None, "t") == \
         {"none": [], "mp3-64": []}
 
@@ -277,9 +299,9 @@ def test_quick_training_run_produces_loadable_models_and_a_model_card(real_weigh
     for condition in conditions:     # the CNN on the fused row's examples, for a like-for-like comparison
         by_engine = {r["engine"]: r for r in metrics["table"] if r["condition"] == condition}
         assert by_engine["cnn-sub"]["n_ai"] == by_engine["fused"]["n_ai"] < by_engine["cnn"]["n_ai"]
-    check = metrics["demucs_correction_check"]
-    assert check["rows"] >= 2 and check["kept"] == (check["logloss_corrected"] < check["logloss_cnn"])
-    assert "### Does the Demucs evidence enter the verdict?" in card
+    for source, check in metrics["correction_checks"].items():
+        assert check["rows"] >= 2 and check["kept"] == (check["logloss_corrected"] < check["logloss_before"]), source
+    assert "### Does further evidence enter the verdict?" in card and "| images | package |" in card
     cnn_path = metrics["cnn_path"]    # the quick run calibrates on one package: the defaults
     assert (cnn_path["packages"], cnn_path["form"], cnn_path["weighing"]) == (1, "codec-aware", "examples alike")
     assert "### The CNN path: codec terms and weighting" in card and "stand untested" in card

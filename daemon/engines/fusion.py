@@ -1,10 +1,12 @@
-"""Fusion: one calibrated probability and a verdict from whichever engines ran, aware of the input's
-codec history (lossy input moves weight from the CNN to the Demucs engine, as learned in training).
+"""Fusion: one calibrated probability and a verdict from whichever evidence there is, aware of the
+input's codec history (lossy input moves weight from the CNN to the Demucs engine, as learned in
+training).
 
-With both engines the fused logit is the CNN-only model's plus a Demucs correction fitted on top of
-it (stacking): far fewer examples carry Demucs features than CNN scores, and a correction that
-has learned nothing stays near zero, so the fused verdict is never worse than the CNN's by more
-than noise.
+The fused logit is the CNN-only model's plus a correction per further source of evidence, each
+fitted on top of what came before it (stacking): the spectral-image score (every file has one, live
+windows none) and then the Demucs engine's (far fewer examples carry it). A correction that has
+learned nothing stays near zero, and one that did not help on held-out music is zeroed in training,
+so the fused verdict is never worse than the CNN's by more than noise.
 
 The verdict has three values. "uncertain" is an honest answer: thresholds are chosen on held-out
 data so that human music is almost never called "ai".
@@ -39,7 +41,8 @@ class FusionParams:
     name: str
     cnn_only: LogisticModel
     demucs_only: LogisticModel
-    demucs_correction: LogisticModel   # added to cnn_only's logit when both engines ran
+    images_correction: LogisticModel   # added to cnn_only's logit when the image score is known
+    demucs_correction: LogisticModel   # added on top when the Demucs engine ran too
     ai_threshold: float
     human_threshold: float
     lossy_band: tuple[float, float]   # auto mode: with lossy input, run Demucs for CNN p inside this
@@ -48,19 +51,25 @@ class FusionParams:
         return {
             "name": self.name, "cnn_only": self.cnn_only.to_dict(),
             "demucs_only": self.demucs_only.to_dict(),
+            "images_correction": self.images_correction.to_dict(),
             "demucs_correction": self.demucs_correction.to_dict(),
             "ai_threshold": self.ai_threshold, "human_threshold": self.human_threshold,
             "lossy_band": list(self.lossy_band),
         }
 
-    def logit(self, cnn_logit: float | None, demucs_logit: float | None,
-              delivery: Delivery) -> tuple[float, str]:
-        """The fused logit from whichever engines ran, and which ones that was."""
-        row = fusion_inputs(cnn_logit, demucs_logit, delivery)
-        if cnn_logit is not None and demucs_logit is not None and self.weighs_demucs:
-            return self.cnn_only.logit_of(row) + self.demucs_correction.logit_of(row), "cnn+demucs"
+    def logit(self, cnn_logit: float | None, demucs_logit: float | None, delivery: Delivery,
+              images_score: float | None = None) -> tuple[float, str]:
+        """The fused logit from whichever evidence there is, and which of it counted."""
+        row = fusion_inputs(cnn_logit, demucs_logit, delivery, images_score)
         if cnn_logit is not None:
-            return self.cnn_only.logit_of(row), "cnn"
+            logit, used = self.cnn_only.logit_of(row), ["cnn"]
+            if images_score is not None and self.weighs_images:
+                logit += self.images_correction.logit_of(row)
+                used.append("images")
+            if demucs_logit is not None and self.weighs_demucs:
+                logit += self.demucs_correction.logit_of(row)
+                used.append("demucs")
+            return logit, "+".join(used)
         if demucs_logit is not None:
             return self.demucs_only.logit_of(row), "demucs"
         raise ValueError("no engine evidence to fuse")
@@ -68,19 +77,28 @@ class FusionParams:
     @property
     def weighs_demucs(self) -> bool:
         """False where training zeroed the Demucs correction (it did not help on held-out tracks):
-        a verdict is then the CNN's alone, and says so, even when Demucs ran."""
-        return any(c != 0.0 for c in self.demucs_correction.coef)
+        a verdict is then decided without it, and says so, even when Demucs ran."""
+        return _weighs(self.demucs_correction)
+
+    @property
+    def weighs_images(self) -> bool:
+        return _weighs(self.images_correction)
 
     @classmethod
     def from_dict(cls, d: dict) -> "FusionParams":
         return cls(
             name=d["name"], cnn_only=LogisticModel.from_dict(d["cnn_only"]),
             demucs_only=LogisticModel.from_dict(d["demucs_only"]),
+            images_correction=LogisticModel.from_dict(d["images_correction"]),
             demucs_correction=LogisticModel.from_dict(d["demucs_correction"]),
             ai_threshold=float(d["ai_threshold"]),
             human_threshold=float(d["human_threshold"]),
             lossy_band=(float(d["lossy_band"][0]), float(d["lossy_band"][1])),
         )
+
+
+def _weighs(correction: LogisticModel) -> bool:
+    return any(c != 0.0 for c in correction.coef)
 
 
 FULL_BAND_HZ = 20000.0
@@ -105,28 +123,36 @@ class Delivery:
 LIVE = Delivery(lossy=False, bandlimit=0.0)   # live input: PCM straight from the interface
 
 
-def fusion_inputs(cnn_logit: float | None, demucs_logit: float | None, delivery: Delivery) -> dict[str, float]:
-    """The named inputs every fusion model draws its features from: each engine's logit alone and
-    scaled by the codec evidence, so that a lossy or band-limited input can shift the weights."""
+# Each source of evidence as the fusion reads it: the engines' logits, and the image score (the
+# log of the spectral-image coherence over chance, on its own scale).
+EVIDENCE = {"cnn": "cnn_logit", "demucs": "demucs_logit", "images": "images_score"}
+
+
+def fusion_inputs(cnn_logit: float | None, demucs_logit: float | None, delivery: Delivery,
+                  images_score: float | None = None) -> dict[str, float]:
+    """The named inputs every fusion model draws its features from: each piece of evidence alone
+    and scaled by the codec evidence, so that a lossy or band-limited input can shift the weights."""
     q, b = (1.0 if delivery.lossy else 0.0), delivery.bandlimit
     row = {"lossy": q, "bandlimit": b}
-    for name, logit in (("cnn_logit", cnn_logit), ("demucs_logit", demucs_logit)):
-        if logit is not None:
-            row.update({name: logit, f"{name}_x_lossy": logit * q, f"{name}_x_bandlimit": logit * b})
+    for source, value in (("cnn", cnn_logit), ("demucs", demucs_logit), ("images", images_score)):
+        if value is not None:
+            name = EVIDENCE[source]
+            row.update({name: value, f"{name}_x_lossy": value * q, f"{name}_x_bandlimit": value * b})
     return row
 
 
-def model_features(*engines: str) -> list[str]:
-    """The feature list of a fusion model over the given engines ("cnn", "demucs")."""
+def model_features(*sources: str) -> list[str]:
+    """The feature list of a fusion model over the given evidence ("cnn", "demucs", "images")."""
     names = ["lossy", "bandlimit"]
-    for engine in engines:
-        names += engine_features(engine)
+    for source in sources:
+        names += engine_features(source)
     return names
 
 
-def engine_features(engine: str) -> list[str]:
-    """One engine's logit alone and scaled by the codec evidence (the Demucs correction's inputs)."""
-    return [f"{engine}_logit", f"{engine}_logit_x_lossy", f"{engine}_logit_x_bandlimit"]
+def engine_features(source: str) -> list[str]:
+    """One source's evidence alone and scaled by the codec evidence (a correction's inputs)."""
+    name = EVIDENCE[source]
+    return [name, f"{name}_x_lossy", f"{name}_x_bandlimit"]
 
 
 class Fusion:
@@ -161,8 +187,9 @@ class Fusion:
             return "human"
         return "uncertain"
 
-    def cnn_probability(self, cnn_logit: float, delivery: Delivery) -> float:
-        return self.params.cnn_only.probability_of(fusion_inputs(cnn_logit, None, delivery))
+    def cnn_probability(self, cnn_logit: float, delivery: Delivery, images_score: float | None = None) -> float:
+        """P(AI) from the fast pass alone: the CNN and, for files, the image score."""
+        return float(sigmoid(self.params.logit(cnn_logit, None, delivery, images_score)[0]))
 
     def demucs_wanted(self, p_cnn: float, delivery: Delivery) -> str | None:
         """Auto mode: why the Demucs engine should run after the CNN, or None if it need not."""
@@ -173,7 +200,8 @@ class Fusion:
             return "lossy input and weak cnn evidence"
         return None
 
-    def combine(self, cnn_logit: float | None, demucs_logit: float | None, delivery: Delivery) -> Verdict:
-        logit, by = self.params.logit(cnn_logit, demucs_logit, delivery)
+    def combine(self, cnn_logit: float | None, demucs_logit: float | None, delivery: Delivery,
+                images_score: float | None = None) -> Verdict:
+        logit, by = self.params.logit(cnn_logit, demucs_logit, delivery, images_score)
         p = float(sigmoid(logit))
         return Verdict(self.label(p), p, by)

@@ -1,7 +1,7 @@
 """Job runner: a CNN worker and a Demucs worker draining the durable queue.
 
-CNN work never waits behind Demucs: the CNN worker decodes, scores and gives a preliminary verdict
-within a second or so, then hands the job to the Demucs worker if its mode (or the CNN's doubt)
+CNN work never waits behind Demucs: the CNN worker decodes, runs the fast pass (the CNN and the
+image score) and gives a preliminary verdict within a second or two, then hands the job to the Demucs worker if its mode (or the CNN's doubt)
 asks for the slow engine. One Demucs worker, since HTDemucs already uses every core.
 """
 
@@ -24,6 +24,7 @@ from .store import Job, Store
 log = logging.getLogger("aimusicd.jobs")
 
 DEMUCS_NICE_STEP = 10
+_FAST_PASS = ("decode_s", "cnn_s", "images_s")   # the timings of the CNN worker's step
 
 
 def _lower_this_threads_priority(step: int) -> None:
@@ -128,9 +129,9 @@ class JobRunner:
         if first.demucs_reason:
             self.store.to_stage(job.id, "demucs", report.verdict,
                                 report.cnn.probability_ai if report.cnn else None, report.sha256)
-            log.info("#%d preliminary %s p=%.3f (cnn, %.2f s); demucs next: %s", job.id,
-                     report.verdict, report.probability_ai, report.timings.get("cnn_s", 0),
-                     first.demucs_reason)
+            log.info("#%d preliminary %s p=%.3f (by %s, %.2f s); demucs next: %s", job.id,
+                     report.verdict, report.probability_ai, report.decided_by,
+                     sum(report.timings.get(k, 0) for k in _FAST_PASS), first.demucs_reason)
             self.on_event(JobEvent("preliminary", self.store.get(job.id), report))
             self._notify("demucs")
         else:
@@ -153,7 +154,7 @@ class JobRunner:
             sha256=report.sha256, report_path=report_path,
         )
         log.info("#%d %s p=%.3f by %s in %.1f s: %s", job.id, report.verdict, report.probability_ai,
-                 report.decided_by, sum(report.timings.get(k, 0) for k in ("decode_s", "cnn_s", "demucs_s")),
+                 report.decided_by, sum(report.timings.get(k, 0) for k in (*_FAST_PASS, "demucs_s")),
                  job.path)
         self.on_event(JobEvent("result", self.store.get(job.id), report))
 

@@ -51,18 +51,27 @@ class FusionData:
     delivery: list[Delivery]     # codec evidence per example
     y: np.ndarray
     group: list[str]             # codec family: none | mp3 | aac | opus
+    images: np.ndarray | None = None   # image scores (nan where not measured; None: none are)
     weight: np.ndarray | None = None   # per row in the CNN path's fits (None: all alike)
 
-    def logits(self, i: int, engines: tuple[str, ...]) -> tuple[float | None, float | None]:
-        return (float(self.cnn[i]) if "cnn" in engines else None,
-                float(self.demucs[i]) if "demucs" in engines else None)
+    def __post_init__(self) -> None:
+        if self.images is None:
+            self.images = np.full(len(self.y), np.nan)
 
-    def inputs(self, i: int, engines: tuple[str, ...]) -> dict[str, float]:
-        return fusion_inputs(*self.logits(i, engines), self.delivery[i])
+    def evidence(self, i: int, sources: tuple[str, ...]) -> tuple[float | None, float | None, float | None]:
+        """Row i's CNN logit, Demucs logit and image score, each None unless in `sources` and known."""
+        def known(name: str, values: np.ndarray) -> float | None:
+            return float(values[i]) if name in sources and not np.isnan(values[i]) else None
+        return known("cnn", self.cnn), known("demucs", self.demucs), known("images", self.images)
+
+    def inputs(self, i: int, sources: tuple[str, ...]) -> dict[str, float]:
+        cnn, demucs, images = self.evidence(i, sources)
+        return fusion_inputs(cnn, demucs, self.delivery[i], images)
 
 
-# The three fused probabilities the evaluation reports, and which engines' evidence each uses.
-ENGINE_SETS = {"cnn": ("cnn",), "demucs": ("demucs",), "fused": ("cnn", "demucs")}
+# The fused probabilities the evaluation reports, and which evidence each uses.
+ENGINE_SETS = {"cnn": ("cnn",), "demucs": ("demucs",), "cnn+img": ("cnn", "images"),
+               "fused": ("cnn", "images", "demucs")}
 
 
 def fusion_data(scored: list[Scored], platt: tuple[float, float], head: LogisticModel,
@@ -75,6 +84,7 @@ def fusion_data(scored: list[Scored], platt: tuple[float, float], head: Logistic
         delivery=[s.delivery for s in scored],
         y=np.array([s.label for s in scored]),
         group=[s.codec.split("-")[0] for s in scored],
+        images=np.array([np.nan if s.images is None else s.images for s in scored]),
         weight=weight,
     )
 
@@ -168,78 +178,108 @@ def choose_cnn_path(scored: list[Scored], head: LogisticModel) -> tuple[np.ndarr
 
 @dataclass(frozen=True)
 class CorrectionCheck:
-    """Leave-one-track-out test of the Demucs correction on the rows that carry Demucs features:
-    mean log-loss of the CNN-only logits, and of those plus a correction fitted without the track."""
+    """Held-out test of a correction on the rows that carry its evidence: each group (a track, or a
+    package) left out in turn, the correction fitted on the others; mean log-loss of the logits
+    below it, and of those plus the held-out correction."""
     rows: int
-    tracks: int
-    logloss_cnn: float
+    groups: int
+    unit: str                # what a group is: "track" or "package"
+    logloss_before: float
     logloss_corrected: float
 
     @property
     def kept(self) -> bool:
-        return self.logloss_corrected < self.logloss_cnn
+        return self.logloss_corrected < self.logloss_before
 
     def to_dict(self) -> dict:
-        return {"rows": self.rows, "tracks": self.tracks, "logloss_cnn": round(self.logloss_cnn, 4),
+        return {"rows": self.rows, "groups": self.groups, "unit": self.unit,
+                "logloss_before": round(self.logloss_before, 4),
                 "logloss_corrected": round(self.logloss_corrected, 4), "kept": self.kept}
 
 
-def fit_fusion(data: FusionData, tracks: list[str], name: str,
-               cnn_features: list[str]) -> tuple[FusionParams, CorrectionCheck]:
+@dataclass(frozen=True)
+class FusionChecks:
+    images: CorrectionCheck
+    demucs: CorrectionCheck
+
+
+def fit_fusion(data: FusionData, tracks: list[str], packages: list[str], name: str,
+               cnn_features: list[str]) -> tuple[FusionParams, FusionChecks]:
     """The fusion models and thresholds, the CNN-only model over `cnn_features` (the CNN path's
-    chosen form); `tracks` names each row's source track, the unit the Demucs correction is tested
-    on. A correction that does not beat the CNN alone out of fold is zeroed, so "fused" is then the
-    CNN-only model exactly: Demucs evidence enters a verdict only where it has been shown to help
-    on music no fit saw."""
-    has_demucs = ~np.isnan(data.demucs)
+    chosen form); `tracks` and `packages` name each row's source. Each correction is tested on
+    music its fit did not see: the image score by package (every calibration example has one, and
+    a package's production can look like images), the Demucs evidence by track (few examples carry
+    it). One that does not beat what lies below it there is zeroed: evidence enters a verdict only
+    where it has been shown to help on music no fit saw."""
+    has_images, has_demucs = ~np.isnan(data.images), ~np.isnan(data.demucs)
     cnn_only = _fit_cnn_only(data, cnn_features)
     cnn_logits = _logits(cnn_only, data, ("cnn",))
-    correction = _fit(data, engine_features("demucs"), ("cnn", "demucs"), has_demucs, CORRECTION_L2,
-                      offset=cnn_logits)
-    check = check_correction(data, tracks, cnn_logits)
-    if not check.kept:
-        correction = replace(correction, coef=[0.0] * len(correction.coef))
+    images = _correction(data, "images", ("cnn", "images"), has_images, FUSION_L2, cnn_logits)
+    images_check = check_correction(data, packages, "package", "images", ("cnn", "images"),
+                                    has_images, FUSION_L2, cnn_logits)
+    if not images_check.kept:
+        images = _zeroed(images)
+    path_logits = cnn_logits.copy()
+    path_logits[has_images] += _logits(images, data, ("cnn", "images"), np.nonzero(has_images)[0])
+    demucs = _correction(data, "demucs", ("cnn", "demucs"), has_demucs, CORRECTION_L2, path_logits)
+    demucs_check = check_correction(data, tracks, "track", "demucs", ("cnn", "demucs"), has_demucs,
+                                    CORRECTION_L2, path_logits)
+    if not demucs_check.kept:
+        demucs = _zeroed(demucs)
     params = FusionParams(
         name,
         cnn_only=cnn_only,
         demucs_only=_fit(data, model_features("demucs"), ("demucs",), has_demucs, FUSION_L2),
-        demucs_correction=correction,
+        images_correction=images,
+        demucs_correction=demucs,
         ai_threshold=0.5, human_threshold=0.5, lossy_band=(0.0, 1.0))
     probs = fused_probabilities(params, data)
-    # The paths auto and full mode take (CNN alone, or both engines) set the thresholds; the
-    # Demucs-only model serves only the explicit "demucs" mode and is reported, not tuned for.
-    ai_t, human_t = choose_thresholds({k: probs[k] for k in ("cnn", "fused")}, data)
+    # The paths auto and full mode take (the CNN alone for live windows, with the image score for
+    # files, and with Demucs too) set the thresholds; the Demucs-only model serves only the
+    # explicit "demucs" mode and is reported, not tuned for.
+    ai_t, human_t = choose_thresholds({k: probs[k] for k in ("cnn", "cnn+img", "fused")}, data)
     params = replace(params, ai_threshold=ai_t, human_threshold=human_t,
                      lossy_band=widened_band(human_t, ai_t))
-    return params, check
+    return params, FusionChecks(images_check, demucs_check)
 
 
-def check_correction(data: FusionData, tracks: list[str], cnn_logits: np.ndarray) -> CorrectionCheck:
-    has_demucs = ~np.isnan(data.demucs)
-    names = sorted({tracks[i] for i in np.nonzero(has_demucs)[0]})
-    z, y = cnn_logits[has_demucs], data.y[has_demucs]
+def _correction(data: FusionData, source: str, sources: tuple[str, ...], mask: np.ndarray, l2: float,
+                below: np.ndarray) -> LogisticModel:
+    return _fit(data, engine_features(source), sources, mask, l2, offset=below)
+
+
+def _zeroed(correction: LogisticModel) -> LogisticModel:
+    return replace(correction, coef=[0.0] * len(correction.coef))
+
+
+def check_correction(data: FusionData, groups: list[str], unit: str, source: str,
+                     sources: tuple[str, ...], mask: np.ndarray, l2: float,
+                     below: np.ndarray) -> CorrectionCheck:
+    names = sorted({groups[i] for i in np.nonzero(mask)[0]})
+    z, y = below[mask], data.y[mask]
     if len(names) < 2:   # nothing to hold out: no evidence that the correction helps
         loss = log_loss(y, z) if len(y) else 0.0
-        return CorrectionCheck(len(y), len(names), loss, loss)
+        return CorrectionCheck(len(y), len(names), unit, loss, loss)
     held_out = np.zeros(len(data.y))
-    for track in names:
-        test = has_demucs & np.array([t == track for t in tracks])
-        fit = _fit(data, engine_features("demucs"), ("cnn", "demucs"), has_demucs & ~test,
-                   CORRECTION_L2, offset=cnn_logits)
-        held_out[test] = _logits(fit, data, ("cnn", "demucs"), np.nonzero(test)[0])
-    return CorrectionCheck(len(y), len(names), log_loss(y, z),
-                           log_loss(y, z + held_out[has_demucs]))
+    for name in names:
+        test = mask & np.array([g == name for g in groups])
+        fit = _correction(data, source, sources, mask & ~test, l2, below)
+        held_out[test] = _logits(fit, data, sources, np.nonzero(test)[0])
+    return CorrectionCheck(len(y), len(names), unit, log_loss(y, z), log_loss(y, z + held_out[mask]))
 
 
 def fused_probabilities(params: FusionParams, data: FusionData) -> dict[str, np.ndarray]:
     """P(AI) per example from each fusion model (nan where that model's inputs are missing)."""
     out = {}
-    for key, engines in ENGINE_SETS.items():
-        out[key] = np.array([
-            np.nan if "demucs" in engines and np.isnan(data.demucs[i])
-            else float(sigmoid(params.logit(*data.logits(i, engines), data.delivery[i])[0]))
-            for i in range(len(data.y))
-        ])
+    for key, sources in ENGINE_SETS.items():
+        probs = []
+        for i in range(len(data.y)):
+            cnn, demucs, images = data.evidence(i, sources)
+            if "demucs" in sources and demucs is None:
+                probs.append(np.nan)
+            else:
+                probs.append(float(sigmoid(params.logit(cnn, demucs, data.delivery[i], images)[0])))
+        out[key] = np.array(probs)
     return out
 
 

@@ -20,9 +20,10 @@ from .metrics import Scores, score_all
 if TYPE_CHECKING:
     from ..analysis import Analyzer
 
-# "cnn-sub" is the CNN on exactly the examples of the "fused" row, when Demucs measured only some of
-# them: fused against CNN is then a comparison on the same music.
-ENGINES = ("cnn", "demucs", "cnn-sub", "fused", "auto")
+# "cnn+img" is the CNN with the image score (the path files take before Demucs). "cnn-sub" is the
+# CNN on exactly the examples of the "fused" row, when Demucs measured only some of them: fused
+# against CNN is then a comparison on the same music.
+ENGINES = ("cnn", "cnn+img", "demucs", "cnn-sub", "fused", "auto")
 
 
 @dataclass
@@ -36,12 +37,12 @@ class Row:
 
 
 def engine_probabilities(params: FusionParams, data: FusionData) -> dict[str, np.ndarray]:
-    """Each engine's P(AI), plus "auto": the CNN's verdict where it is sure, the fusion where the
-    daemon's auto mode would have run Demucs."""
+    """Each engine's P(AI), plus "auto": the fast pass's verdict (CNN and image score) where it is
+    sure, the fusion where the daemon's auto mode would have run Demucs."""
     probs = fused_probabilities(params, data)
     fusion = Fusion(params)
-    auto = probs["cnn"].copy()
-    for i, (p, delivery) in enumerate(zip(probs["cnn"], data.delivery)):
+    auto = probs["cnn+img"].copy()
+    for i, (p, delivery) in enumerate(zip(probs["cnn+img"], data.delivery)):
         if fusion.demucs_wanted(float(p), delivery) and not np.isnan(probs["fused"][i]):
             auto[i] = probs["fused"][i]
     probs["auto"] = auto
@@ -118,13 +119,14 @@ def evaluate_folders(analyzer: Analyzer, items: list[FolderItem], conditions: li
                 log(f"  skipped: {exc}")
                 continue
             demucs = report.demucs.logit if report.demucs.ran else np.nan
-            rows.append((report.cnn.logit, demucs, Delivery.of(report.codec), item.label))
+            rows.append((report.cnn.logit, demucs, Delivery.of(report.codec), item.label, report.images.score))
             if (n + 1) % 20 == 0:
                 log(f"  {condition.label()}: {n + 1}/{len(items)}")
         if rows:
-            c, d, deliveries, y = zip(*rows)
+            c, d, deliveries, y, images = zip(*rows)
             by_condition[_name(condition)] = FusionData(np.array(c), np.array(d, float), list(deliveries),
-                                                        np.array(y), [condition.codec] * len(y))
+                                                        np.array(y), [condition.codec] * len(y),
+                                                        images=np.array(images))
         log(f"{_name(condition)}: {len(rows)} files analysed, {failures} failed")
     fusion = analyzer.fusion
     return evaluate(fusion.params, by_condition, fusion.ai_threshold, fusion.human_threshold)

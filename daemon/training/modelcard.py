@@ -43,13 +43,8 @@ def write_model_card(out_dir: Path, metrics: dict, table: str, fusion: FusionPar
     tail = "\n".join(f"| {t['track']} | {t['n']} | {t['mean_p']:.3f} | {t['max_p']:.3f} |"
                      for t in metrics["calib_human_tail"])
     cnn_path = _cnn_path_text(metrics["cnn_path"])
-    check = metrics["demucs_correction_check"]
-    correction = (
-        "It lowered it, so the correction is kept: fused verdicts use both engines."
-        if check["kept"] else
-        "It did not, so the correction is zeroed: the fused probability is the CNN-only model's, the "
-        "Demucs engine's own probability is reported as evidence beside it, and the fused rows of the "
-        "table equal the CNN's on the same examples.")
+    checks = metrics["correction_checks"]
+    corrections = "\n".join(_correction_text(source, checks[source]) for source in ("images", "demucs"))
     percentile = f"{100 * (1 - MAX_HUMAN_FP):.0f}"
     lo, hi = AI_THRESHOLD_RANGE
     history = metrics["cnn_history"]
@@ -79,8 +74,8 @@ separately.
   fully convolutional in time), windows of 4 s; Platt-calibrated on the calib split.
 - `demucs_head.json`: logistic regression on the HTDemucs residual and bleed features (one 7.8 s
   excerpt per training example; the daemon averages over 3).
-- `fusion.json`: logistic fusion (CNN-only in the form chosen below, Demucs-only and a Demucs
-  correction over the engines' logits and the codec evidence), thresholds
+- `fusion.json`: logistic fusion (CNN-only in the form chosen below, Demucs-only, and corrections
+  for the image score and the Demucs evidence over the evidence and the codec history), thresholds
   ai >= {fusion.ai_threshold}, human <= {fusion.human_threshold}; auto mode also runs Demucs on lossy input
   whose CNN probability lies in {list(fusion.lossy_band)}.
 
@@ -119,14 +114,16 @@ Conditions are applied to the test examples after the fakes are made:
 {', '.join(c.label() for c in EVAL_CONDITIONS)}. `bal_acc` is balanced accuracy of binary decisions at
 p = 0.5; `rec@1%` the AI recall at 1 % human false positives; `hum_fp`, `ai_rec`, `unc_h`, `unc_ai`
 are verdict rates at the shipped thresholds; `auto` is the tiered mode the daemon uses by default.
-The Demucs and fused rows use the subset of test examples measured with HTDemucs; `cnn-sub` is the
-CNN on exactly that subset, so fused and CNN compare on the same music.
+`cnn+img` is the CNN with the spectral-image score (`daemon/engines/images.py`), the path files take
+before any Demucs run (live windows take the CNN alone). The Demucs and fused rows use the subset of
+test examples measured with HTDemucs; `cnn-sub` is the CNN on exactly that subset, so fused and CNN
+compare on the same music.
 
 ```
 {table}
 ```
 
-### Recall by fake family (lossless condition, CNN path)
+### Recall by fake family (lossless condition, CNN and image score)
 
 | family | n | p >= 0.5 | called ai | called human | AUC vs human |
 |---|---|---|---|---|---|
@@ -145,8 +142,8 @@ calibration split (the worst codec group's {percentile}th percentile at twice it
 whole tracks set it. The human threshold ({fusion.human_threshold}) is the worst group's
 {100 * (1 - MAX_HUMAN_UNCERTAIN):.0f}th percentile likewise, but never above {HUMAN_THRESHOLD_MAX}: where that
 percentile lies higher, human music overlaps the fakes, and the overlap is left "uncertain" rather
-than fakes in it being called "human" with a probability that says "ai". The human tracks the CNN
-path scores highest there, over all their examples:
+than fakes in it being called "human" with a probability that says "ai". The human tracks the fast
+pass (CNN and image score) scores highest there, over all their examples:
 
 | calibration track | n | mean p | max p |
 |---|---|---|---|
@@ -156,12 +153,15 @@ path scores highest there, over all their examples:
 
 {cnn_path} The thresholds count every human example fully whatever the weighing.
 
-### Does the Demucs evidence enter the verdict?
+### Does further evidence enter the verdict?
 
-The Demucs correction (added to the CNN-only logit when both engines ran) is kept only if it lowers
-the log-loss on calibration tracks it was not fitted on (leave one track out, {check['rows']} examples
-with Demucs features from {check['tracks']} tracks): {check['logloss_corrected']:.4f} with it against
-{check['logloss_cnn']:.4f} for the CNN alone. {correction}
+Each correction is added on top of what lies below it (the image score on the CNN-only logit, the
+Demucs evidence on both) and is kept only if it lowers the log-loss on calibration music it was not
+fitted on; otherwise it is zeroed and its evidence is only reported.
+
+| correction | held out by | groups | examples | log-loss with | without | kept |
+|---|---|---|---|---|---|---|
+{corrections}
 
 ### Which Demucs features carry signal (single-feature ROC AUC, calib + head examples)
 
@@ -172,6 +172,12 @@ with Demucs features from {check['tracks']} tracks): {check['logloss_corrected']
     path = out_dir / "MODEL_CARD.md"
     path.write_text(text)
     return path
+
+
+def _correction_text(source: str, check: dict) -> str:
+    return (f"| {source} | {check['unit']} | {check['groups']} | {check['rows']} | "
+            f"{check['logloss_corrected']:.4f} | {check['logloss_before']:.4f} | "
+            f"{'yes' if check['kept'] else 'no (zeroed)'} |")
 
 
 def _cnn_path_text(choice: dict) -> str:

@@ -33,7 +33,7 @@ from .scoring import Scored, score_conditions, score_items
 
 CNN_NAME = "aimusicd-cnn-v1"
 HEAD_NAME = "aimusicd-demucs-head-v1"
-FUSION_NAME = "aimusicd-fusion-v2"   # v2: the Demucs evidence stacked on the CNN-only model
+FUSION_NAME = "aimusicd-fusion-v3"   # v3: the image score stacked on the CNN, then the Demucs evidence
 # Fake families kept out of every training and calibration step, reported as transfer.
 TRANSFER = (TRANSFER_HOLDOUT, autoencoder.NAME)
 # Low bitrates weigh more in the CNN's examples than in calibration and test, which stand for the
@@ -158,11 +158,13 @@ def run_training(out_dir: Path, work_dir: Path, corpora_dir: Path, demucs_weight
         + f" ({cnn_path.packages} packages)")
     platt = calibrate.fit_platt(calib_raw, calib_y, weights)
     calib_data = calibrate.fusion_data(calib_scored, platt, head, weights)
-    fusion, correction_check = calibrate.fit_fusion(
-        calib_data, [f"{s.package}: {s.track}" for s in calib_scored], FUSION_NAME, cnn_path.features)
-    log(f"  Demucs correction {'kept' if correction_check.kept else 'zeroed'}: leave-one-track-out "
-        f"log-loss {correction_check.logloss_corrected:.4f} against the CNN's {correction_check.logloss_cnn:.4f} "
-        f"({correction_check.rows} examples, {correction_check.tracks} tracks)")
+    fusion, checks = calibrate.fit_fusion(
+        calib_data, [f"{s.package}: {s.track}" for s in calib_scored], [s.package for s in calib_scored],
+        FUSION_NAME, cnn_path.features)
+    for source, check in (("image", checks.images), ("Demucs", checks.demucs)):
+        log(f"  {source} correction {'kept' if check.kept else 'zeroed'}: leave-one-{check.unit}-out "
+            f"log-loss {check.logloss_corrected:.4f} against {check.logloss_before:.4f} without it "
+            f"({check.rows} examples, {check.groups} {check.unit}s)")
     log(f"  thresholds: ai >= {fusion.ai_threshold}, human <= {fusion.human_threshold}; "
         f"lossy band {fusion.lossy_band}")
 
@@ -186,7 +188,7 @@ def run_training(out_dir: Path, work_dir: Path, corpora_dir: Path, demucs_weight
     metrics = {
         "table": [r.to_dict() for r in rows], "family_recall": holdout, "calib_human_tail": human_tail,
         "cnn_path": cnn_path.to_dict(),
-        "demucs_correction_check": correction_check.to_dict(),
+        "correction_checks": {"images": checks.images.to_dict(), "demucs": checks.demucs.to_dict()},
         "feature_auc": feature_aucs, "cnn_history": cnn_run.history,
         "cnn_reused": cnn_run.reused, "timings": timings,
         "sizes": asdict(sizes), "seed": seed, "quick": quick,
@@ -247,10 +249,10 @@ def _cnn_stage(split: dict, sizes: Sizes, seen: list[str], seed: int, rng, worke
 
 
 def _family_recall(fusion: FusionParams, scored: list[Scored], data: calibrate.FusionData) -> dict:
-    """Per fake family (one test condition, CNN path): share at p >= 0.5 (the operating point of
-    the table's balanced accuracy), shares called "ai" and "human" at the shipped thresholds, and
-    the ROC AUC of that family against all human examples."""
-    probs = calibrate.fused_probabilities(fusion, data)["cnn"]
+    """Per fake family (one test condition, the fast pass: CNN and image score): share at p >= 0.5
+    (the operating point of the table's balanced accuracy), shares called "ai" and "human" at the
+    shipped thresholds, and the ROC AUC of that family against all human examples."""
+    probs = calibrate.fused_probabilities(fusion, data)["cnn+img"]
     human = data.y == 0
     out = {}
     for family in sorted({s.family for s in scored} - {HUMAN}):
@@ -266,9 +268,9 @@ def _family_recall(fusion: FusionParams, scored: list[Scored], data: calibrate.F
 
 def _human_tail(fusion: FusionParams, scored: list[Scored], data: calibrate.FusionData,
                 top: int = 5) -> list[dict]:
-    """The calibration split's human tracks the CNN path finds most AI-like: the ones that set the
-    ai threshold (a few whole tracks, not scattered examples, sit at the top)."""
-    probs = calibrate.fused_probabilities(fusion, data)["cnn"]
+    """The calibration split's human tracks the fast pass (CNN and image score) finds most AI-like:
+    the ones that set the ai threshold (a few whole tracks, not scattered examples, sit at the top)."""
+    probs = calibrate.fused_probabilities(fusion, data)["cnn+img"]
     by_track: dict[str, list[float]] = {}
     for s, p in zip(scored, probs):
         if s.label == 0:

@@ -1,5 +1,6 @@
 """Run the engines on rendered examples the way the daemon runs them on files: the CNN over the
-whole example (mean of its window logits), the codec-history check, and HTDemucs on one excerpt."""
+whole example (mean of its window logits), the image score, the codec-history check, and HTDemucs
+on one excerpt."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from ..audio.codec import codec_history
 from ..engines.cnn import CnnEngine
 from ..engines.demucs.engine import DemucsEngine
 from ..engines.fusion import Delivery
+from ..engines.images import measure_images
 from .codecs import CodecSpec
 from .examples import Item, render_conditions
 
@@ -31,6 +33,7 @@ class Scored:
     bandwidth_hz: float
     cnn_raw: float                         # mean window logit before Platt scaling
     features: dict[str, float] | None      # Demucs features (one excerpt), if measured
+    images: float | None = None            # image score
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -80,9 +83,11 @@ def score_conditions(items: list[Item], conditions: tuple[CodecSpec, ...], cnn: 
     return {c.label(): s for c, s in zip(conditions, scored)}
 
 
-def _render(variants: list[Item]) -> list[np.ndarray] | None:
-    """The variants of one item differ only in their codec."""
-    return render_conditions(variants[0], tuple(v.codec for v in variants))
+def _render(variants: list[Item]) -> list[tuple[np.ndarray, float]] | None:
+    """Each variant's samples and image score (measured here, in the worker, as it is all signal
+    processing); the variants of one item differ only in their codec."""
+    xs = render_conditions(variants[0], tuple(v.codec for v in variants))
+    return None if xs is None else [(x, measure_images(x.mean(axis=0), ENGINE_RATE).score) for x in xs]
 
 
 def _score_pool(per_item: list[list[Item]], width: int, cnn: CnnEngine | None,
@@ -96,8 +101,8 @@ def _score_pool(per_item: list[list[Item]], width: int, cnn: CnnEngine | None,
     ctx = mp.get_context("fork")
     with ctx.Pool(workers, initializer=_init_worker) as pool:
         for n, (variants, xs) in enumerate(zip(per_item, pool.imap(_render, per_item, chunksize=2))):
-            for column, variant, x in zip(out, variants, xs or []):
-                column.append(_score(variant, x, cnn, demucs, with_demucs(n), cache))
+            for column, variant, (x, images) in zip(out, variants, xs or []):
+                column.append(_score(variant, x, images, cnn, demucs, with_demucs(n), cache))
             if (n + 1) % 100 == 0:
                 log(f"  {what}: {n + 1}/{len(per_item)} scored ({time.perf_counter() - started:.0f} s)")
     log(f"  {what}: {len(out[0])} examples{f' x {width} conditions' if width > 1 else ''} "
@@ -105,8 +110,8 @@ def _score_pool(per_item: list[list[Item]], width: int, cnn: CnnEngine | None,
     return out
 
 
-def _score(item: Item, x: np.ndarray, cnn: CnnEngine | None, demucs: DemucsEngine | None,
-           measure: bool, cache: dict[str, dict]) -> Scored:
+def _score(item: Item, x: np.ndarray, images: float, cnn: CnnEngine | None,
+           demucs: DemucsEngine | None, measure: bool, cache: dict[str, dict]) -> Scored:
     mono = x.mean(axis=0)
     history = codec_history(mono, ENGINE_RATE, _info(item, x.shape[1]))
     cnn_raw = float("nan")
@@ -120,4 +125,4 @@ def _score(item: Item, x: np.ndarray, cnn: CnnEngine | None, demucs: DemucsEngin
             cache[key] = {"features": demucs.measure(x)[1]}
         features = cache[key]["features"]
     return Scored(item.track.package, item.track.name, item.family, item.label,
-                  item.codec.label(), history.lossy, history.bandwidth_hz, cnn_raw, features)
+                  item.codec.label(), history.lossy, history.bandwidth_hz, cnn_raw, features, images)

@@ -62,6 +62,7 @@ def tiny_model_set(folder: Path) -> TinyModels:
         name="tiny-fusion",
         cnn_only=fused({"cnn_logit": 1.0, "cnn_logit_x_lossy": -0.5}, "cnn"),
         demucs_only=fused({"demucs_logit": 1.0}, "demucs"),
+        images_correction=_logistic(engine_features("images"), [0.5, 0.0, 0.0]),
         demucs_correction=_logistic(engine_features("demucs"), [1.0, 0.5, 0.0]),
         ai_threshold=0.8, human_threshold=0.2, lossy_band=(0.1, 0.9),
     )
