@@ -121,7 +121,8 @@ class Analyzer:
         report = first.report
         demucs = self.demucs.analyze(first.audio.samples, reason=first.demucs_reason or "")
         verdict = self.fusion.combine(report.cnn.logit if report.cnn else None, demucs.logit,
-                                      Delivery.of(report.codec), report.images.score if report.images else None)
+                                      Delivery.of(report.codec),
+                                      report.images.score if report.images else None)
         report.demucs = demucs
         report.verdict, report.probability_ai, report.decided_by = (
             verdict.label, verdict.probability_ai, verdict.decided_by)

@@ -190,15 +190,18 @@ def test_fusion_labels_and_tiering(tiny_models):
     assert fusion.combine(None, 3.0, LIVE).decided_by == "demucs"
     # the image score moves the fast pass's logit by its correction (0.5 per unit, standardised 1)
     with_images = fusion.combine(0.0, None, LIVE, images_score=2.0)
-    assert with_images.decided_by == "cnn+images" and with_images.probability_ai == pytest.approx(sigmoid(1.0))
+    assert with_images.decided_by == "cnn+images"
+    assert with_images.probability_ai == pytest.approx(sigmoid(1.0))
     assert fusion.combine(2.0, -2.0, LIVE, images_score=0.0).decided_by == "cnn+images+demucs"
     assert fusion.cnn_probability(0.0, LIVE, 2.0) == pytest.approx(sigmoid(1.0))
     # a correction that training zeroed leaves the CNN's verdict, and the report says who decided
-    zeroed = replace(fusion.params, demucs_correction=replace(fusion.params.demucs_correction, coef=[0.0] * 3),
+    zeroed = replace(fusion.params,
+                     demucs_correction=replace(fusion.params.demucs_correction, coef=[0.0] * 3),
                      images_correction=replace(fusion.params.images_correction, coef=[0.0] * 3))
     assert not zeroed.weighs_demucs and fusion.params.weighs_demucs
     assert not zeroed.weighs_images and fusion.params.weighs_images
-    assert zeroed.logit(2.0, -2.0, LIVE, 3.0) == zeroed.logit(2.0, None, LIVE) == (fusion.params.logit(2.0, None, LIVE)[0], "cnn")
+    cnn_alone = (fusion.params.logit(2.0, None, LIVE)[0], "cnn")
+    assert zeroed.logit(2.0, -2.0, LIVE, 3.0) == zeroed.logit(2.0, None, LIVE) == cnn_alone
     row = fusion_inputs(1.5, None, lossy)
     assert set(row) == set(model_features("cnn"))
     assert row["cnn_logit_x_lossy"] == 1.5 and row["cnn_logit_x_bandlimit"] == pytest.approx(0.3)

@@ -300,7 +300,8 @@ def test_quick_training_run_produces_loadable_models_and_a_model_card(real_weigh
         by_engine = {r["engine"]: r for r in metrics["table"] if r["condition"] == condition}
         assert by_engine["cnn-sub"]["n_ai"] == by_engine["fused"]["n_ai"] < by_engine["cnn"]["n_ai"]
     for source, check in metrics["correction_checks"].items():
-        assert check["rows"] >= 2 and check["kept"] == (check["logloss_corrected"] < check["logloss_before"]), source
+        assert check["rows"] >= 2, source
+        assert check["kept"] == (check["logloss_corrected"] < check["logloss_before"]), source
     assert "### Does further evidence enter the verdict?" in card and "| images | package |" in card
     cnn_path = metrics["cnn_path"]    # the quick run calibrates on one package: the defaults
     assert (cnn_path["packages"], cnn_path["form"], cnn_path["weighing"]) == (1, "codec-aware", "examples alike")

@@ -45,7 +45,7 @@ class FusionParams:
     demucs_correction: LogisticModel   # added on top when the Demucs engine ran too
     ai_threshold: float
     human_threshold: float
-    lossy_band: tuple[float, float]   # auto mode: with lossy input, run Demucs for CNN p inside this
+    lossy_band: tuple[float, float]   # auto mode: with lossy input, run Demucs for fast-pass p inside this
 
     def to_dict(self) -> dict:
         return {
@@ -187,7 +187,8 @@ class Fusion:
             return "human"
         return "uncertain"
 
-    def cnn_probability(self, cnn_logit: float, delivery: Delivery, images_score: float | None = None) -> float:
+    def cnn_probability(self, cnn_logit: float, delivery: Delivery,
+                        images_score: float | None = None) -> float:
         """P(AI) from the fast pass alone: the CNN and, for files, the image score."""
         return float(sigmoid(self.params.logit(cnn_logit, None, delivery, images_score)[0]))
 

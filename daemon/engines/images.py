@@ -8,9 +8,10 @@ input ran at rate r. Unlike the CNN's view of the fingerprint, coherence needs n
 music: an image 20 dB below the band it sits in still coheres, and a lossy codec keeps most of it
 (only bins it zeroes drop out).
 
-The score is the largest, over candidate latent rates, of the mean coherence of the bins above r/2
-in units of its value for unrelated bins, on a log scale: about 0 for no structure. Candidates are the rates of decoders at 44.1, 48, 32 and 24 kHz with strides 2-16
-(at least 2 kHz: below that, sustained harmonic notes are periodic too).
+The score is the largest, over candidate latent rates, of the mean coherence of the bins from r/2
+to 1.5 r (the first images, the strongest) in units of its value for unrelated bins, on a log
+scale: about 0 for no structure. Candidates are the rates of decoders at 44.1, 48, 32 and 24 kHz
+with strides 2-16 (at least 2 kHz: below that, sustained harmonic notes are periodic too).
 
 One STFT serves every candidate: the partner bin f - r is read from a 4x finer frequency grid and
 the frames are counter-rotated by r's phase advance per hop, so no per-candidate transform is

@@ -1,8 +1,8 @@
 """Job runner: a CNN worker and a Demucs worker draining the durable queue.
 
 CNN work never waits behind Demucs: the CNN worker decodes, runs the fast pass (the CNN and the
-image score) and gives a preliminary verdict within a second or two, then hands the job to the Demucs worker if its mode (or the CNN's doubt)
-asks for the slow engine. One Demucs worker, since HTDemucs already uses every core.
+image score) and gives a preliminary verdict within a second or two, then hands the job to the
+Demucs worker if its mode (or the fast pass's doubt) asks for the slow engine. One Demucs worker, since HTDemucs already uses every core.
 """
 
 from __future__ import annotations

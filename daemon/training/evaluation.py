@@ -119,7 +119,8 @@ def evaluate_folders(analyzer: Analyzer, items: list[FolderItem], conditions: li
                 log(f"  skipped: {exc}")
                 continue
             demucs = report.demucs.logit if report.demucs.ran else np.nan
-            rows.append((report.cnn.logit, demucs, Delivery.of(report.codec), item.label, report.images.score))
+            rows.append((report.cnn.logit, demucs, Delivery.of(report.codec), item.label,
+                         report.images.score))
             if (n + 1) % 20 == 0:
                 log(f"  {condition.label()}: {n + 1}/{len(items)}")
         if rows:
