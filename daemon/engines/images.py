@@ -9,13 +9,17 @@ music: an image 20 dB below the band it sits in still coheres, and a lossy codec
 (only bins it zeroes drop out).
 
 The score is the largest, over candidate latent rates, of the mean coherence of the bins from r/2
-to 1.5 r (the first images, the strongest) in units of its value for unrelated bins, on a log
-scale: about 0 for no structure. Candidates are the rates of decoders at 44.1, 48, 32 and 24 kHz
-with strides 2-16 (at least 2 kHz: below that, sustained harmonic notes are periodic too).
+to 1.5 r (the first images, the strongest; higher up, Opus's band folding coheres too) in units
+of its value for unrelated bins, on a log scale: about 0 for no structure. Candidates are the
+rates of decoders at 44.1, 48, 32 and 24 kHz with strides 2-16 (at least 2 kHz: below that,
+sustained harmonic notes are periodic too). Human music resampled from 22.05 or 24 kHz by a poor
+interpolator has real images and scores high; the fusion's thresholds are set with such music in
+the calibration split.
 
 One STFT serves every candidate: the partner bin f - r is read from a 4x finer frequency grid and
 the frames are counter-rotated by r's phase advance per hop, so no per-candidate transform is
-needed. 20 s of audio takes about 0.2 s on one core.
+needed. 20 s of audio takes about 0.1 s on one core (median 0.084 s on 30 s excerpts of the test
+corpus).
 """
 
 from __future__ import annotations
