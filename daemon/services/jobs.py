@@ -2,7 +2,8 @@
 
 CNN work never waits behind Demucs: the CNN worker decodes, runs the fast pass (the CNN and the
 image score) and gives a preliminary verdict within a second or two, then hands the job to the
-Demucs worker if its mode (or the fast pass's doubt) asks for the slow engine. One Demucs worker, since HTDemucs already uses every core.
+Demucs worker if its mode (or the fast pass's doubt) asks for the slow engine. One Demucs worker,
+since HTDemucs already uses every core.
 """
 
 from __future__ import annotations

@@ -214,18 +214,12 @@ def fit_fusion(data: FusionData, tracks: list[str], packages: list[str], name: s
     has_images, has_demucs = ~np.isnan(data.images), ~np.isnan(data.demucs)
     cnn_only = _fit_cnn_only(data, cnn_features)
     cnn_logits = _logits(cnn_only, data, ("cnn",))
-    images = _correction(data, "images", ("cnn", "images"), has_images, FUSION_L2, cnn_logits)
-    images_check = check_correction(data, packages, "package", "images", ("cnn", "images"),
-                                    has_images, FUSION_L2, cnn_logits)
-    if not images_check.kept:
-        images = _zeroed(images)
+    images, images_check = _held_out_correction(data, "images", has_images, FUSION_L2, cnn_logits,
+                                                packages, "package")
     path_logits = cnn_logits.copy()
-    path_logits[has_images] += _logits(images, data, ("cnn", "images"), np.nonzero(has_images)[0])
-    demucs = _correction(data, "demucs", ("cnn", "demucs"), has_demucs, CORRECTION_L2, path_logits)
-    demucs_check = check_correction(data, tracks, "track", "demucs", ("cnn", "demucs"), has_demucs,
-                                    CORRECTION_L2, path_logits)
-    if not demucs_check.kept:
-        demucs = _zeroed(demucs)
+    path_logits[has_images] += _logits(images, data, ("images",), np.nonzero(has_images)[0])
+    demucs, demucs_check = _held_out_correction(data, "demucs", has_demucs, CORRECTION_L2, path_logits,
+                                                tracks, "track")
     params = FusionParams(
         name,
         cnn_only=cnn_only,
@@ -243,18 +237,24 @@ def fit_fusion(data: FusionData, tracks: list[str], packages: list[str], name: s
     return params, FusionChecks(images_check, demucs_check)
 
 
-def _correction(data: FusionData, source: str, sources: tuple[str, ...], mask: np.ndarray, l2: float,
+def _held_out_correction(data: FusionData, source: str, mask: np.ndarray, l2: float, below: np.ndarray,
+                         groups: list[str], unit: str) -> tuple[LogisticModel, CorrectionCheck]:
+    """The correction for `source`'s evidence on top of the logits `below`, fitted on the rows in
+    `mask`, and its held-out check; zeroed where the check finds it does not help."""
+    correction = _correction(data, source, mask, l2, below)
+    check = check_correction(data, groups, unit, source, mask, l2, below)
+    if not check.kept:
+        correction = replace(correction, coef=[0.0] * len(correction.coef))
+    return correction, check
+
+
+def _correction(data: FusionData, source: str, mask: np.ndarray, l2: float,
                 below: np.ndarray) -> LogisticModel:
-    return _fit(data, engine_features(source), sources, mask, l2, offset=below)
+    return _fit(data, engine_features(source), (source,), mask, l2, offset=below)
 
 
-def _zeroed(correction: LogisticModel) -> LogisticModel:
-    return replace(correction, coef=[0.0] * len(correction.coef))
-
-
-def check_correction(data: FusionData, groups: list[str], unit: str, source: str,
-                     sources: tuple[str, ...], mask: np.ndarray, l2: float,
-                     below: np.ndarray) -> CorrectionCheck:
+def check_correction(data: FusionData, groups: list[str], unit: str, source: str, mask: np.ndarray,
+                     l2: float, below: np.ndarray) -> CorrectionCheck:
     names = sorted({groups[i] for i in np.nonzero(mask)[0]})
     z, y = below[mask], data.y[mask]
     if len(names) < 2:   # nothing to hold out: no evidence that the correction helps
@@ -263,8 +263,8 @@ def check_correction(data: FusionData, groups: list[str], unit: str, source: str
     held_out = np.zeros(len(data.y))
     for name in names:
         test = mask & np.array([g == name for g in groups])
-        fit = _correction(data, source, sources, mask & ~test, l2, below)
-        held_out[test] = _logits(fit, data, sources, np.nonzero(test)[0])
+        fit = _correction(data, source, mask & ~test, l2, below)
+        held_out[test] = _logits(fit, data, (source,), np.nonzero(test)[0])
     return CorrectionCheck(len(y), len(names), unit, log_loss(y, z), log_loss(y, z + held_out[mask]))
 
 
