@@ -34,10 +34,6 @@ from .scoring import Scored, score_conditions, score_items
 CNN_NAME = "aimusicd-cnn-v1"
 HEAD_NAME = "aimusicd-demucs-head-v1"
 FUSION_NAME = "aimusicd-fusion-v3"   # v3: the image score stacked on the CNN, then the Demucs evidence
-# The fake family kept out of every training and calibration step, reported as transfer. Models v8
-# also held out the autoencoder (as-given recall 0.79 at p >= 0.5, the misses of the test split's
-# balanced accuracy); v9 trains on it, the one learned decoder we have.
-TRANSFER = (TRANSFER_HOLDOUT,)
 # Low bitrates weigh more in the CNN's examples than in calibration and test, which stand for the
 # wild: the CNN learns most where the codec leaves least of the fingerprint.
 CNN_FAVOURS_LOW_BITRATES = True
@@ -121,7 +117,7 @@ def run_training(out_dir: Path, work_dir: Path, corpora_dir: Path, demucs_weight
     log("3/7 CNN")
     t0 = time.perf_counter()
     every = list(FAMILIES)
-    seen = [f for f in every if f not in TRANSFER]
+    seen = [f for f in every if f != TRANSFER_HOLDOUT]
     cnn_run = _cnn_stage(split, sizes, seen, seed, rng, workers, work_dir / f"cnn_raw_{suffix}",
                          reuse_cnn, log)
     cnn = CnnEngine(cnn_run.path)
@@ -198,7 +194,7 @@ def run_training(out_dir: Path, work_dir: Path, corpora_dir: Path, demucs_weight
                      "minutes": round(sum(t.duration_s for t in ts) / 60, 1)} for s, ts in split.items()},
         "counts": {**cnn_run.counts, "head_examples": len(head_scored), "calib_examples": len(calib_scored),
                    "test_examples_per_condition": len(test_scored["none"])},
-        "families": {"trained": seen, "transfer_holdout": list(TRANSFER)},
+        "families": {"trained": seen, "transfer_holdout": [TRANSFER_HOLDOUT]},
     }
     _save_json(out_dir / "metrics.json", metrics)
     card = write_model_card(out_dir, metrics, table, fusion)
