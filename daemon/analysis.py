@@ -10,14 +10,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .audio import Audio, Limits, load_audio
+from .audio import Audio, Limits, load_audio, normalise_level
 from .audio.codec import codec_history
 from .config import Config, cache_dir
 from .engines.cnn import CnnEngine
 from .engines.demucs.engine import DemucsEngine, DemucsEvidence, DemucsHead
 from .engines.demucs.separation import Separator, load_htdemucs
 from .engines.demucs.weights import WeightStore
-from .engines.fusion import Delivery, Fusion
+from .engines.fingerprint import FingerprintEngine
+from .engines.fusion import Delivery, Evidence, Fusion
 from .engines.images import measure_images
 from .hashing import sha256_file
 from .report import Report
@@ -34,9 +35,9 @@ class Pass:
 
 class Analyzer:
     def __init__(self, cfg: Config, cnn: CnnEngine | None = None, demucs: DemucsEngine | None = None,
-                 fusion: Fusion | None = None):
+                 fusion: Fusion | None = None, fingerprints: FingerprintEngine | None = None):
         self.cfg = cfg
-        self._cnn, self._demucs, self._fusion = cnn, demucs, fusion
+        self._cnn, self._demucs, self._fusion, self._fingerprints = cnn, demucs, fusion, fingerprints
         self._load_lock = threading.Lock()
         self.limits = Limits(cfg.engines.min_duration_s, cfg.engines.max_duration_s, cfg.engines.max_file_mb)
 
@@ -69,39 +70,52 @@ class Analyzer:
                                            human_threshold=self.cfg.engines.human_threshold)
             return self._fusion
 
+    @property
+    def fingerprints(self) -> FingerprintEngine:
+        with self._load_lock:
+            if self._fingerprints is None:
+                self._fingerprints = FingerprintEngine.load()
+            return self._fingerprints
+
     def loaded_models(self) -> list[str]:
         return [name for name, m in (("cnn", self._cnn), ("demucs", self._demucs)) if m is not None]
 
     def preload(self, demucs: bool) -> None:
         """Load models now (the daemon does this at start so the first bounce is not slow)."""
-        _ = self.cnn, self.fusion
+        _ = self.cnn, self.fusion, self.fingerprints
         if demucs:
             _ = self.demucs
 
     # -- analysis --------------------------------------------------------------------------------
     def first_pass(self, path: str | Path, mode: str) -> Pass:
-        """Decode, measure the codec history and run the fast pass, the CNN and the image score
-        (unless mode is "demucs")."""
+        """Decode, measure the codec history and run the fast pass: the CNN, the image score and
+        the generator fingerprints (unless mode is "demucs")."""
         path = Path(path)
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         audio = load_audio(path, self.limits)
+        audio.samples = normalise_level(audio.samples)
         codec = codec_history(audio.mono, audio.sample_rate, audio.info)
         delivery = Delivery.of(codec)
         timings["decode_s"] = time.perf_counter() - t0
         fusion = self.fusion
-        cnn = images = None
+        cnn = images = fingerprint = None
         if mode != "demucs":
             cnn = self.cnn.score_track(audio.mono)
             images = measure_images(audio.mono, audio.sample_rate)
+            fingerprint = self.fingerprints.measure(audio.mono, audio.sample_rate, codec.bandwidth_hz)
             timings["cnn_s"], timings["images_s"] = cnn.seconds, images.seconds
+            timings["fingerprint_s"] = fingerprint.seconds
+        evidence = Evidence(cnn.logit, images.score, None, fingerprint) if cnn else None
         if mode == "cnn":
             reason = None
         elif mode in ("full", "demucs"):
             reason = f"mode {mode}"
         else:
             reason = fusion.demucs_wanted(fusion.cnn_probability(cnn.logit, delivery, images.score), delivery)
-        verdict = fusion.combine(cnn.logit, None, delivery, images.score) if cnn else None
+            if reason and fingerprint.matched:
+                reason = None      # a known generator matched: Demucs cannot overturn an "ai"
+        verdict = fusion.combine(evidence, delivery) if evidence else None
         skipped = "pending: " + reason if reason else ("mode cnn" if mode == "cnn" else "cnn confident")
         report = Report(
             file=str(path.resolve()), sha256=sha256_file(path), mode=mode,
@@ -110,7 +124,10 @@ class Analyzer:
             verdict=verdict.label if verdict else "uncertain",
             probability_ai=verdict.probability_ai if verdict else 0.5,
             decided_by=verdict.decided_by if verdict else "none",
-            cnn=cnn, images=images, demucs=DemucsEvidence(ran=False, reason=skipped),
+            cnn=cnn, images=images, fingerprint=fingerprint,
+            demucs=DemucsEvidence(ran=False, reason=skipped),
+            matched=verdict.matched if verdict else None,
+            atypical=list(verdict.atypical) if verdict else [],
             thresholds={"ai": fusion.ai_threshold, "human": fusion.human_threshold},
             fusion_model=fusion.params.name, timings=timings,
         )
@@ -120,12 +137,13 @@ class Analyzer:
         """Run the Demucs engine on the file of `first` and fuse both engines' evidence."""
         report = first.report
         demucs = self.demucs.analyze(first.audio.samples, reason=first.demucs_reason or "")
-        verdict = self.fusion.combine(report.cnn.logit if report.cnn else None, demucs.logit,
-                                      Delivery.of(report.codec),
-                                      report.images.score if report.images else None)
+        evidence = Evidence(report.cnn.logit if report.cnn else None,
+                            report.images.score if report.images else None, demucs.logit, report.fingerprint)
+        verdict = self.fusion.combine(evidence, Delivery.of(report.codec))
         report.demucs = demucs
         report.verdict, report.probability_ai, report.decided_by = (
             verdict.label, verdict.probability_ai, verdict.decided_by)
+        report.matched, report.atypical = verdict.matched, list(verdict.atypical)
         report.timings["demucs_s"] = demucs.seconds
         return report
 

@@ -13,6 +13,7 @@ from . import __version__
 from .audio.codec import CodecHistory
 from .engines.cnn import CnnEvidence
 from .engines.demucs.engine import DemucsEvidence
+from .engines.fingerprint import FingerprintEvidence
 from .engines.images import ImageEvidence
 
 SCHEMA = "aimusicd.report/1"
@@ -35,6 +36,9 @@ class Report:
     demucs: DemucsEvidence
     thresholds: dict[str, float]
     fusion_model: str
+    fingerprint: FingerprintEvidence | None = None   # fast pass too
+    matched: str | None = None      # the known generator whose fingerprint fired
+    atypical: list[str] = field(default_factory=list)   # evidence outside the human range
     timings: dict[str, float] = field(default_factory=dict)
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     version: str = __version__
@@ -72,9 +76,13 @@ class Report:
             "verdict": self.verdict,
             "probability_ai": round(self.probability_ai, 6),
             "decided_by": self.decided_by,
+            "matched": self.matched,
+            "atypical": self.atypical,
             "thresholds": self.thresholds,
             "fusion_model": self.fusion_model,
-            "engines": {"cnn": cnn, "images": images, "demucs": demucs},
+            "engines": {"cnn": cnn, "images": images,
+                        "fingerprint": None if self.fingerprint is None else self.fingerprint.to_dict(),
+                        "demucs": demucs},
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
             "created": self.created,
             "version": self.version,

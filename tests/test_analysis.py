@@ -70,3 +70,24 @@ def test_report_follows_the_schema(analyzer, fixtures_dir, tmp_path):
 def test_bad_file_raises_the_loader_error(analyzer, fixtures_dir):
     with pytest.raises(AudioError, match="empty file"):
         analyzer.analyze(fixtures_dir / "bad" / "empty.wav", "full")
+
+
+@pytest.mark.parametrize("change", ["-40 dB", "+80 dB", "dc offset", "polarity", "channel swap"])
+def test_a_verdict_does_not_depend_on_level_polarity_dc_or_channel_order(analyzer, tmp_path, change):
+    import numpy as np
+    import soundfile as sf
+
+    from daemon.training.fakes import make_fake
+    from support.audio import music
+
+    x = make_fake("upsampler", music(12.0, 44100, seed=5), 44100, np.random.default_rng(1)).astype(np.float64)
+    y = {"-40 dB": x * 10 ** (-40 / 20), "+80 dB": x * 10 ** (80 / 20), "dc offset": x + 0.2,
+         "polarity": -x, "channel swap": x[::-1]}[change]
+    paths = []
+    for name, audio in (("as-made", x), ("changed", y)):
+        paths.append(tmp_path / f"{name}.wav")
+        sf.write(paths[-1], audio.T.astype(np.float32), 44100, subtype="FLOAT")
+    a, b = (analyzer.analyze(p, "cnn") for p in paths)
+    assert b.verdict == a.verdict and abs(b.probability_ai - a.probability_ai) < 1e-3
+    assert abs(b.cnn.logit - a.cnn.logit) < 1e-2 and abs(b.images.score - a.images.score) < 1e-2
+    assert np.isfinite(b.probability_ai) and json.loads(json.dumps(b.to_dict(), allow_nan=False))

@@ -14,7 +14,8 @@ from daemon.engines.cnn import CnnEngine, CnnModelMeta, CnnNet, LogMel, MelConfi
 from daemon.engines.demucs.engine import choose_excerpts
 from daemon.engines.demucs.features import FEATURE_NAMES, aggregate, excerpt_features
 from daemon.engines.demucs.separation import Separator, tiny_htdemucs, torch_device
-from daemon.engines.fusion import LIVE, Delivery, fusion_inputs, model_features
+from daemon.engines.fingerprint import FingerprintEvidence, Match
+from daemon.engines.fusion import LIVE, Delivery, Evidence, Fusion, FusionParams, fusion_inputs, model_features
 from daemon.engines.logistic import LogisticModel, sigmoid
 from daemon.errors import ModelError
 from support.audio import music
@@ -184,15 +185,15 @@ def test_fusion_labels_and_tiering(tiny_models):
     assert fusion.demucs_wanted(0.5, LIVE) == "cnn uncertain"
     assert fusion.demucs_wanted(0.95, LIVE) is None
     assert fusion.demucs_wanted(0.85, lossy) == "lossy input and weak cnn evidence"
-    v = fusion.combine(2.0, -2.0, LIVE)
+    v = fusion.combine(Evidence(cnn_logit=2.0, demucs_logit=-2.0), LIVE)
     assert v.decided_by == "cnn+demucs" and v.probability_ai == pytest.approx(0.5)
-    assert fusion.combine(3.0, None, LIVE).decided_by == "cnn"
-    assert fusion.combine(None, 3.0, LIVE).decided_by == "demucs"
+    assert fusion.combine(Evidence(cnn_logit=3.0), LIVE).decided_by == "cnn"
+    assert fusion.combine(Evidence(demucs_logit=3.0), LIVE).decided_by == "demucs"
     # the image score moves the fast pass's logit by its correction (0.5 per unit, standardised 1)
-    with_images = fusion.combine(0.0, None, LIVE, images_score=2.0)
+    with_images = fusion.combine(Evidence(cnn_logit=0.0, images_score=2.0), LIVE)
     assert with_images.decided_by == "cnn+images"
     assert with_images.probability_ai == pytest.approx(sigmoid(1.0))
-    assert fusion.combine(2.0, -2.0, LIVE, images_score=0.0).decided_by == "cnn+images+demucs"
+    assert fusion.combine(Evidence(2.0, 0.0, -2.0), LIVE).decided_by == "cnn+images+demucs"
     assert fusion.cnn_probability(0.0, LIVE, 2.0) == pytest.approx(sigmoid(1.0))
     # a correction that training zeroed leaves the CNN's verdict, and the report says who decided
     zeroed = replace(fusion.params,
@@ -207,6 +208,34 @@ def test_fusion_labels_and_tiering(tiny_models):
     assert row["cnn_logit_x_lossy"] == 1.5 and row["cnn_logit_x_bandlimit"] == pytest.approx(0.3)
     assert Delivery.of_band(True, 11000.0).bandlimit == pytest.approx(0.45)
     assert Delivery.of_band(False, 22050.0).bandlimit == 0.0
+
+
+def _fingerprint(best_logit: float, fired: bool) -> FingerprintEvidence:
+    match = Match("some-generator", float(sigmoid(best_logit)), best_logit, fired)
+    return FingerprintEvidence(20000.0, [12600.0], [match], [0.0] * 4, 21.5)
+
+
+def test_human_is_said_only_inside_the_human_range_and_a_fingerprint_match_is_ai(tiny_models):
+    limits = {"cnn_logit": -1.0, "images_score": 1.0, "fingerprint_logit": 0.0}
+    fusion = Fusion(replace(tiny_models.fusion().params, human_limits=limits))
+    low = Evidence(cnn_logit=-4.0, images_score=0.5, fingerprint=_fingerprint(-3.0, False))
+    v = fusion.combine(low, LIVE)
+    assert (v.label, v.atypical, v.matched) == ("human", (), None) and v.probability_ai < 0.2
+    # the same probability with image evidence beyond anything human calibration music showed
+    odd = fusion.combine(replace(low, images_score=1.001), LIVE)
+    assert odd.probability_ai <= fusion.human_threshold        # p alone would have said "human"
+    assert (odd.label, odd.atypical) == ("uncertain", ("images_score",))
+    near = fusion.combine(replace(low, fingerprint=_fingerprint(0.5, False)), LIVE)
+    assert (near.label, near.atypical) == ("uncertain", ("fingerprint_logit",))
+    # a known generator's fingerprint above its own threshold: "ai", whatever the fused probability
+    matched = fusion.combine(replace(low, fingerprint=_fingerprint(4.0, True)), LIVE)
+    assert (matched.label, matched.matched) == ("ai", "some-generator")
+    assert matched.probability_ai == pytest.approx(sigmoid(4.0)) and matched.decided_by.endswith("+fingerprint")
+    # limits round-trip through the model file; older files without them keep the p-only rule
+    assert FusionParams.from_dict(json.loads(json.dumps(fusion.params.to_dict()))).human_limits == limits
+    old = fusion.params.to_dict()
+    del old["human_limits"]
+    assert FusionParams.from_dict(old).human_limits == {}
 
 
 def test_config_thresholds_override_the_models(tiny_models):

@@ -30,9 +30,12 @@ def add_parser(sub) -> None:
 def _packaged() -> list[tuple[str, Path]]:
     from ..engines.cnn import PACKAGED_WEIGHTS
     from ..engines.demucs.engine import PACKAGED_HEAD
+    from ..engines.fingerprint import GENERATORS_DIR
     from ..engines.fusion import PACKAGED_FUSION
 
-    return [("cnn", PACKAGED_WEIGHTS), ("demucs-head", PACKAGED_HEAD), ("fusion", PACKAGED_FUSION)]
+    generators = sorted(GENERATORS_DIR.glob("*.json")) if GENERATORS_DIR.is_dir() else []
+    return [("cnn", PACKAGED_WEIGHTS), ("demucs-head", PACKAGED_HEAD), ("fusion", PACKAGED_FUSION),
+            *((f"fingerprint:{g.stem}", g) for g in generators)]
 
 
 def run(args) -> int:

@@ -68,8 +68,9 @@ def run(args) -> int:
             write_report(report, reports_path_for(cfg, path.resolve(), args.report_dir))
         reports.append(report)
         if not args.json:
+            matched = f"  (fingerprint of {report.matched})" if report.matched else ""
             progress.write(_line(report.verdict, f"{report.probability_ai:.3f}", report.engines_ran,
-                                 f"{report.timings['total_s']:.1f}s", str(path)))
+                                 f"{report.timings['total_s']:.1f}s", f"{path}{matched}"))
         progress.update()
     progress.close()
     counts = {v: sum(r.verdict == v for r in reports) for v in ("ai", "human", "uncertain")}

@@ -8,14 +8,17 @@ windows none) and then the Demucs engine's (far fewer examples carry it). A corr
 learned nothing stays near zero, and one that did not help on held-out music is zeroed in training,
 so the fused verdict is never worse than the CNN's by more than noise.
 
-The verdict has three values. "uncertain" is an honest answer: thresholds are chosen on held-out
-data so that human music is almost never called "ai".
+The verdict has three values. "ai": the fused probability is above a threshold that holds the
+false-positive rate on human calibration music, or a known generator's fingerprint matched.
+"human" is said only where the probability is low *and* every piece of evidence lies inside the
+range human calibration music spans (a file whose evidence is unlike human music, even if it is
+unlike the fakes too, is not vouched for). Everything else is "uncertain", an honest answer.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +26,7 @@ import numpy as np
 from ..audio.codec import CodecHistory
 from ..errors import ModelError
 from ..hashing import sha256_file
+from .fingerprint import FingerprintEvidence, Match
 from .logistic import LogisticModel, sigmoid
 
 PACKAGED_FUSION = Path(__file__).resolve().parents[1] / "models" / "fusion.json"
@@ -34,6 +38,37 @@ class Verdict:
     label: str
     probability_ai: float
     decided_by: str
+    matched: str | None = None         # the known generator whose fingerprint fired
+    atypical: tuple[str, ...] = ()     # evidence outside the human range (why not "human")
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the engines measured on one input (None: not measured)."""
+    cnn_logit: float | None = None
+    images_score: float | None = None
+    demucs_logit: float | None = None
+    fingerprint: FingerprintEvidence | None = None
+
+    def typical_values(self) -> dict[str, float]:
+        """Each piece of evidence on the scale the human limits are set on."""
+        values = {"cnn_logit": self.cnn_logit, "images_score": self.images_score,
+                  "demucs_logit": self.demucs_logit,
+                  "fingerprint_logit": self.fingerprint.best_logit if self.fingerprint else None}
+        return {k: float(v) for k, v in values.items() if v is not None}
+
+
+def decide(p: float, values: dict[str, float], match: Match | None, ai_threshold: float,
+           human_threshold: float, human_limits: dict[str, float]) -> tuple[str, float, tuple[str, ...]]:
+    """The verdict, the probability it reports and the evidence that kept it from "human"."""
+    if match is not None:
+        return "ai", max(p, match.probability), ()
+    if p >= ai_threshold:
+        return "ai", p, ()
+    atypical = tuple(k for k, v in values.items() if k in human_limits and v > human_limits[k])
+    if p <= human_threshold and not atypical:
+        return "human", p, ()
+    return "uncertain", p, atypical
 
 
 @dataclass(frozen=True)
@@ -46,6 +81,9 @@ class FusionParams:
     ai_threshold: float
     human_threshold: float
     lossy_band: tuple[float, float]   # auto mode: with lossy input, run Demucs for fast-pass p inside this
+    # The highest value of each piece of evidence ("cnn_logit", "images_score", "demucs_logit",
+    # "fingerprint_logit") at which "human" may still be said: the range of human calibration music.
+    human_limits: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {
@@ -54,7 +92,7 @@ class FusionParams:
             "images_correction": self.images_correction.to_dict(),
             "demucs_correction": self.demucs_correction.to_dict(),
             "ai_threshold": self.ai_threshold, "human_threshold": self.human_threshold,
-            "lossy_band": list(self.lossy_band),
+            "lossy_band": list(self.lossy_band), "human_limits": self.human_limits,
         }
 
     def logit(self, cnn_logit: float | None, demucs_logit: float | None, delivery: Delivery,
@@ -94,6 +132,7 @@ class FusionParams:
             ai_threshold=float(d["ai_threshold"]),
             human_threshold=float(d["human_threshold"]),
             lossy_band=(float(d["lossy_band"][0]), float(d["lossy_band"][1])),
+            human_limits={k: float(v) for k, v in d.get("human_limits", {}).items()},
         )
 
 
@@ -180,12 +219,10 @@ class Fusion:
             raise ModelError(f"{path}: cannot load the fusion model ({exc})") from None
         return cls(params, sha256_file(path), **thresholds)
 
-    def label(self, p: float) -> str:
-        if p >= self.ai_threshold:
-            return "ai"
-        if p <= self.human_threshold:
-            return "human"
-        return "uncertain"
+    def label(self, p: float, values: dict[str, float] | None = None) -> str:
+        """The verdict for a probability alone (live windows), or with the evidence behind it."""
+        return decide(p, values or {}, None, self.ai_threshold, self.human_threshold,
+                      self.params.human_limits)[0]
 
     def cnn_probability(self, cnn_logit: float, delivery: Delivery,
                         images_score: float | None = None) -> float:
@@ -201,8 +238,12 @@ class Fusion:
             return "lossy input and weak cnn evidence"
         return None
 
-    def combine(self, cnn_logit: float | None, demucs_logit: float | None, delivery: Delivery,
-                images_score: float | None = None) -> Verdict:
-        logit, by = self.params.logit(cnn_logit, demucs_logit, delivery, images_score)
-        p = float(sigmoid(logit))
-        return Verdict(self.label(p), p, by)
+    def combine(self, evidence: Evidence, delivery: Delivery) -> Verdict:
+        logit, by = self.params.logit(evidence.cnn_logit, evidence.demucs_logit, delivery,
+                                      evidence.images_score)
+        match = evidence.fingerprint.matched if evidence.fingerprint else None
+        label, p, atypical = decide(float(sigmoid(logit)), evidence.typical_values(), match,
+                                    self.ai_threshold, self.human_threshold, self.params.human_limits)
+        if match is not None:
+            by += "+fingerprint"
+        return Verdict(label, p, by, match.name if match else None, atypical)

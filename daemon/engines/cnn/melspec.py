@@ -28,7 +28,13 @@ class MelConfig:
 
 
 def mel_filterbank(cfg: MelConfig) -> np.ndarray:
-    """Slaney-style triangular filters, area-normalised: (n_mels, n_fft // 2 + 1)."""
+    """The CNN's filters: 0 Hz to Nyquist, (n_mels, n_fft // 2 + 1)."""
+    return slaney_filterbank(cfg.sample_rate, cfg.n_fft, cfg.n_mels, 0.0, cfg.sample_rate / 2)
+
+
+def slaney_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
+    """Slaney-style triangular filters, area-normalised (librosa's default mel basis):
+    (n_mels, n_fft // 2 + 1) float32."""
 
     def hz_to_mel(f):
         f = np.asarray(f, dtype=np.float64)
@@ -42,11 +48,11 @@ def mel_filterbank(cfg: MelConfig) -> np.ndarray:
         log = 1000.0 * np.exp((np.log(6.4) / 27.0) * (m - 15.0))
         return np.where(m >= 15.0, log, linear)
 
-    fft_freqs = np.linspace(0, cfg.sample_rate / 2, cfg.n_fft // 2 + 1)
-    mel_points = np.linspace(hz_to_mel(0.0), hz_to_mel(cfg.sample_rate / 2), cfg.n_mels + 2)
+    fft_freqs = np.linspace(0, sample_rate / 2, n_fft // 2 + 1)
+    mel_points = np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2)
     hz_points = mel_to_hz(mel_points)
-    fb = np.zeros((cfg.n_mels, fft_freqs.size))
-    for i in range(cfg.n_mels):
+    fb = np.zeros((n_mels, fft_freqs.size))
+    for i in range(n_mels):
         lo, mid, hi = hz_points[i:i + 3]
         rising = (fft_freqs - lo) / (mid - lo)
         falling = (hi - fft_freqs) / (hi - mid)
