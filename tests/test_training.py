@@ -48,8 +48,9 @@ def test_recall_at_fpr_never_exceeds_the_false_positive_budget():
 def test_verdict_scores_and_calibration_error():
     y = np.array([0, 0, 0, 0, 1, 1, 1, 1])
     p = np.array([0.05, 0.1, 0.5, 0.95, 0.97, 0.5, 0.6, 0.02])
-    s = score_all(y, p, ai_threshold=0.9, human_threshold=0.2)
-    assert s.human_fp_rate == 0.25 and s.ai_recall == 0.25
+    labels = np.array(["human", "human", "uncertain", "ai", "ai", "uncertain", "uncertain", "human"])
+    s = score_all(y, p, labels)
+    assert s.human_fp_rate == 0.25 and s.ai_recall == 0.25 and s.ai_called_human == 0.25
     assert s.uncertain_human == 0.25 and s.uncertain_ai == 0.5
     assert expected_calibration_error(np.array([1, 0]), np.array([1.0, 0.0])) == 0.0
 
@@ -292,13 +293,20 @@ def test_quick_training_run_produces_loadable_models_and_a_model_card(real_weigh
     assert run.returncode == 0, run.stderr[-3000:]
     card = (out / "MODEL_CARD.md").read_text()
     assert "QUICK SMOKE RUN" in card and "| `cnn.safetensors` |" in card
-    assert "subpixel (transfer)" in card and "autoencoder (transfer)" not in card
+    assert "subpixel (transfer)" in card and "hifigan-16k (transfer)" in card
+    assert "autoencoder (transfer)" not in card
     metrics = json.loads((out / "metrics.json").read_text())
     conditions = {r["condition"] for r in metrics["table"]}
     assert conditions == {"none", "mp3-320", "mp3-128", "mp3-64", "aac-128", "opus-64"}
+    # three kinds of rows in every condition: our fakes, real generator output, transfer families
+    assert {(r["kind"], r["condition"]) for r in metrics["table"]} == {
+        (k, c) for k in ("fakes", "real", "transfer") for c in conditions}
     for condition in conditions:     # the CNN on the fused row's examples, for a like-for-like comparison
-        by_engine = {r["engine"]: r for r in metrics["table"] if r["condition"] == condition}
+        by_engine = {r["engine"]: r for r in metrics["table"]
+                     if r["condition"] == condition and r["kind"] == "fakes"}
         assert by_engine["cnn-sub"]["n_ai"] == by_engine["fused"]["n_ai"] < by_engine["cnn"]["n_ai"]
+        real = {r["engine"]: r for r in metrics["table"] if r["condition"] == condition and r["kind"] == "real"}
+        assert real["cnn+img"]["n_ai"] == 2 and {"fprint", "fused", "auto"} <= set(real)
     for source, check in metrics["correction_checks"].items():
         assert check["rows"] >= 2, source
         assert check["kept"] == (check["logloss_corrected"] < check["logloss_before"]), source
@@ -306,8 +314,15 @@ def test_quick_training_run_produces_loadable_models_and_a_model_card(real_weigh
     cnn_path = metrics["cnn_path"]    # the quick run calibrates on one package: the defaults
     assert (cnn_path["packages"], cnn_path["form"], cnn_path["weighing"]) == (1, "codec-aware", "examples alike")
     assert "### The CNN path: codec terms and weighting" in card and "stand untested" in card
-    assert metrics["families"] == {"trained": ["upsampler", "tconv", "upconv", "autoencoder"],
-                                   "transfer_holdout": ["subpixel"]}
+    assert metrics["families"] == {
+        "cnn": ["upsampler", "tconv", "upconv", "autoencoder"],
+        "trained": ["upsampler", "tconv", "upconv", "autoencoder", "hifigan-universal", "hifigan-ljspeech"],
+        "transfer_holdout": ["subpixel", "hifigan-16k"], "real": ["ace-step-1.5"], "vocoder_variant": "splice"}
+    # the real tracks' splits never share a prompt (the seeds of one prompt share their music)
+    prompts = {s: {t.split("/")[-1].rsplit("_", 1)[0] for t in d["tracks"]} for s, d in metrics["real_data"].items()}
+    assert not (prompts["train"] & prompts["calib"] or prompts["train"] & prompts["test"]
+                or prompts["calib"] & prompts["test"])
+    assert (out / "generators" / "ace-step-1.5.json").is_file() and "### Generator fingerprints" in card
     tail = metrics["calib_human_tail"]        # the calibration humans that set the ai threshold
     assert tail and all(t["n"] >= 1 and 0 <= t["mean_p"] <= t["max_p"] <= 1 for t in tail)
     assert [t["max_p"] for t in tail] == sorted((t["max_p"] for t in tail), reverse=True)
@@ -317,7 +332,7 @@ def test_quick_training_run_produces_loadable_models_and_a_model_card(real_weigh
     again = train(tmp_path / "again", "--reuse-cnn")
     assert again.returncode == 0, again.stderr[-3000:]
     assert "reusing" in again.stderr and "epoch 1/" not in again.stderr
-    for name in ("demucs_head.json", "fusion.json"):
+    for name in ("demucs_head.json", "fusion.json", "generators/ace-step-1.5.json"):
         assert (tmp_path / "again" / name).read_bytes() == (out / name).read_bytes(), name
     from safetensors import safe_open   # its header order varies from process to process: compare contents
 
@@ -361,7 +376,7 @@ def test_eval_command_prints_the_condition_by_engine_table_for_labelled_folders(
     assert "3 human and 3 AI files" in run.stderr and "mp3-64: 6 files analysed, 0 failed" in run.stderr
 
     table = subprocess.run(base[:-1], capture_output=True, text=True, timeout=600)
-    assert table.returncode == 0 and table.stdout.splitlines()[0].split()[:3] == ["condition", "engine", "n_ai"]
+    assert table.returncode == 0 and table.stdout.splitlines()[0].split()[:4] == ["kind", "condition", "engine", "n_ai"]
 
     missing = subprocess.run(base[:5] + [str(tmp_path / "nope"), "--ai", str(ai)],
                              capture_output=True, text=True, timeout=120)
@@ -373,9 +388,9 @@ def test_the_shipped_model_card_names_every_shipped_file_with_its_sha256():
     """Models are committed with the card their training run wrote: a file changed without a
     re-run (or a card edited by hand) shows here."""
     models = PACKAGED_FUSION.parent
-    listed = dict(re.findall(r"^\| `([\w.]+)` \| [\d,]+ \| `([0-9a-f]{64})` \|$",
+    listed = dict(re.findall(r"^\| `([\w./-]+)` \| [\d,]+ \| `([0-9a-f]{64})` \|$",
                              (models / "MODEL_CARD.md").read_text(), re.MULTILINE))
-    shipped = {p.name for p in models.iterdir() if p.suffix in (".safetensors", ".json")}
+    shipped = {str(p.relative_to(models)) for p in models.rglob("*") if p.suffix in (".safetensors", ".json")}
     assert set(listed) == shipped
     for name, digest in listed.items():
         assert sha256_file(models / name) == digest, name

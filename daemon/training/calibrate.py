@@ -9,7 +9,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..engines.demucs.features import FEATURE_NAMES
-from ..engines.fusion import Delivery, FusionParams, engine_features, fusion_inputs, model_features
+from ..engines.fingerprint import Match
+from ..engines.fusion import (Delivery, FusionParams, decide, engine_features, fusion_inputs,
+                              model_features)
 from ..engines.logistic import LogisticModel, sigmoid
 from .metrics import log_loss
 from .scoring import Scored
@@ -53,10 +55,33 @@ class FusionData:
     group: list[str]             # codec family: none | mp3 | aac | opus
     images: np.ndarray | None = None   # image scores (nan where not measured; None: none are)
     weight: np.ndarray | None = None   # per row in the CNN path's fits (None: all alike)
+    fingerprint: np.ndarray | None = None   # the best known generator's logit (nan: none known)
+    matched: np.ndarray | None = None       # probability of a generator that fired (nan: none fired)
 
     def __post_init__(self) -> None:
-        if self.images is None:
-            self.images = np.full(len(self.y), np.nan)
+        for name in ("images", "fingerprint", "matched"):
+            if getattr(self, name) is None:
+                setattr(self, name, np.full(len(self.y), np.nan))
+
+    def subset(self, mask: np.ndarray) -> "FusionData":
+        idx = np.nonzero(mask)[0]
+        return FusionData(self.cnn[idx], self.demucs[idx], [self.delivery[i] for i in idx], self.y[idx],
+                          [self.group[i] for i in idx], self.images[idx],
+                          None if self.weight is None else self.weight[idx],
+                          self.fingerprint[idx], self.matched[idx])
+
+    def typical_values(self, i: int, sources: tuple[str, ...]) -> dict[str, float]:
+        """Row i's evidence as the human limits read it (cf. fusion.Evidence.typical_values)."""
+        cnn, demucs, images = self.evidence(i, sources)
+        values = {"cnn_logit": cnn, "images_score": images, "demucs_logit": demucs}
+        if "fingerprint" in sources and not np.isnan(self.fingerprint[i]):
+            values["fingerprint_logit"] = float(self.fingerprint[i])
+        return {k: v for k, v in values.items() if v is not None}
+
+    def match(self, i: int, sources: tuple[str, ...]) -> Match | None:
+        if "fingerprint" not in sources or np.isnan(self.matched[i]):
+            return None
+        return Match("generator", float(self.matched[i]), float("nan"), True)
 
     def evidence(self, i: int, sources: tuple[str, ...]) -> tuple[float | None, float | None, float | None]:
         """Row i's CNN logit, Demucs logit and image score, each None unless in `sources` and known."""
@@ -69,9 +94,10 @@ class FusionData:
         return fusion_inputs(cnn, demucs, self.delivery[i], images)
 
 
-# The fused probabilities the evaluation reports, and which evidence each uses.
-ENGINE_SETS = {"cnn": ("cnn",), "demucs": ("demucs",), "cnn+img": ("cnn", "images"),
-               "fused": ("cnn", "images", "demucs")}
+# The fused probabilities the evaluation reports, and which evidence each uses. The fingerprint
+# never enters a probability: it decides through its own threshold (a match) and the human limits.
+ENGINE_SETS = {"cnn": ("cnn",), "demucs": ("demucs",), "cnn+img": ("cnn", "images", "fingerprint"),
+               "fused": ("cnn", "images", "fingerprint", "demucs")}
 
 
 def fusion_data(scored: list[Scored], platt: tuple[float, float], head: LogisticModel,
@@ -86,6 +112,8 @@ def fusion_data(scored: list[Scored], platt: tuple[float, float], head: Logistic
         group=[s.codec.split("-")[0] for s in scored],
         images=np.array([np.nan if s.images is None else s.images for s in scored]),
         weight=weight,
+        fingerprint=np.array([np.nan if s.fingerprint is None else s.fingerprint for s in scored]),
+        matched=np.array([np.nan if s.matched_p is None else s.matched_p for s in scored]),
     )
 
 
@@ -231,9 +259,11 @@ def fit_fusion(data: FusionData, tracks: list[str], packages: list[str], name: s
     # The paths auto and full mode take (the CNN alone for live windows, with the image score for
     # files, and with Demucs too) set the thresholds; the Demucs-only model serves only the
     # explicit "demucs" mode and is reported, not tuned for.
-    ai_t, human_t = choose_thresholds({k: probs[k] for k in ("cnn", "cnn+img", "fused")}, data)
+    paths = {k: probs[k] for k in ("cnn", "cnn+img", "fused")}
+    ai_t, _ = choose_thresholds(paths, data)
+    human_t, limits = choose_human_rule(paths, data, ai_t)
     params = replace(params, ai_threshold=ai_t, human_threshold=human_t,
-                     lossy_band=widened_band(human_t, ai_t))
+                     lossy_band=widened_band(human_t, ai_t), human_limits=limits)
     return params, FusionChecks(images_check, demucs_check)
 
 
@@ -304,6 +334,52 @@ def choose_thresholds(probs: dict[str, np.ndarray], data: FusionData) -> tuple[f
     human_t = float(np.clip(_odds_shift(max(mid_q), THRESHOLD_ODDS_MARGIN), 0.01,
                             min(HUMAN_THRESHOLD_MAX, ai_t - 0.01)))
     return round(ai_t, 4), round(human_t, 4)
+
+
+HUMAN_RULE_QUANTILES = (0.80, 0.85, 0.90, 0.92, 0.94, 0.95, 0.96, 0.97, 0.98, 0.99, 0.995, 1.0)
+
+
+def choose_human_rule(probs: dict[str, np.ndarray], data: FusionData, ai_t: float
+                      ) -> tuple[float, dict[str, float]]:
+    """The human threshold and the human limits: "human" is said where p is at most the
+    threshold and every piece of evidence at most its limit, both the same quantile q of human
+    calibration music (p in the worst codec group, at twice its odds as the ai threshold is;
+    the evidence over all of it). The smallest q on the grid that leaves at most
+    MAX_HUMAN_UNCERTAIN of human music "uncertain" in every codec group and path wins: the
+    narrower the range "human" is said in, the less an unfamiliar generator's output can fall
+    into it."""
+    human = data.y == 0
+    groups = sorted(set(data.group))
+    in_group = {g: human & np.array([x == g for x in data.group]) for g in groups}
+    rows = np.nonzero(human)[0]
+    sources = {"cnn": ("cnn",), "cnn+img": ("cnn", "images", "fingerprint"),
+               "fused": ("cnn", "images", "fingerprint", "demucs")}
+    values = {k: [data.typical_values(i, sources[k]) for i in range(len(data.y))] for k in probs}
+    every = values["fused"]
+    names = sorted({n for i in rows for n in every[i]})
+    rule = (HUMAN_THRESHOLD_MAX, {})
+    for q in HUMAN_RULE_QUANTILES:
+        limits = {}
+        for n in names:
+            known = np.array([every[i][n] for i in rows if n in every[i]])
+            limits[n] = round(float(np.quantile(known, q, method="higher")), 4)
+        tops = [np.quantile(p[sel & ~np.isnan(p)], q, method="higher")
+                for p in probs.values() for sel in in_group.values() if (sel & ~np.isnan(p)).any()]
+        human_t = round(float(np.clip(_odds_shift(max(tops), THRESHOLD_ODDS_MARGIN), 0.01,
+                                      min(HUMAN_THRESHOLD_MAX, ai_t - 0.01))), 4)
+        worst = 0.0
+        for key, p in probs.items():
+            for sel in in_group.values():
+                idx = np.nonzero(sel & ~np.isnan(p))[0]
+                if len(idx) == 0:
+                    continue
+                labels = [decide(float(p[i]), values[key][i], data.match(i, sources[key]), ai_t, human_t,
+                                 limits)[0] for i in idx]
+                worst = max(worst, float(np.mean([lab == "uncertain" for lab in labels])))
+        rule = (human_t, limits)
+        if worst <= MAX_HUMAN_UNCERTAIN:
+            break
+    return rule
 
 
 def _odds_shift(p: float, k: float) -> float:

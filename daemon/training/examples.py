@@ -17,6 +17,7 @@ from .corpora import Track
 from .fakes import make_fake
 
 HUMAN = "human"
+MONO_RATES = (32000, 24000, 22050, 16000)
 SILENT_RMS = 10 ** (-45 / 20)
 TRACK_WEIGHT_CAP_S = 300.0   # long tracks are not allowed to dominate the sample
 
@@ -31,6 +32,8 @@ class Item:
     via_48k: bool        # delivered as a 48 kHz file (resampled there and back)
     gain_db: float
     seed: int
+    mono_rate: int = 0   # delivered as a mono file at this rate (a low-rate generator's, or a round
+                         # trip much real music has been through); 0: not
 
     @property
     def label(self) -> int:
@@ -46,17 +49,41 @@ def pick_positions(tracks: list[Track], count: int, seconds: float, rng: np.rand
 
 
 def plan(tracks: list[Track], count: int, seconds: float, families: list[str],
-         rng: np.random.Generator, favour_low_bitrates: bool = False) -> list[Item]:
+         rng: np.random.Generator, favour_low_bitrates: bool = False, mono_share: float = 0.0) -> list[Item]:
     """`count` positions, each as a human item and a fake item of the same music (paired, so the
-    difference the model can learn is the fingerprint, not the content)."""
+    difference the model can learn is the fingerprint, not the content). With mono_share, that
+    share of items is delivered as low-rate mono files."""
     items = []
     for i, (track, start) in enumerate(pick_positions(tracks, count, seconds, rng)):
         for family in (HUMAN, families[i % len(families)]):
             items.append(Item(
                 track, start, seconds, family, random_codec(rng, favour_low_bitrates=favour_low_bitrates),
                 via_48k=bool(rng.random() < 0.3), gain_db=float(rng.uniform(-9.0, 3.0)),
-                seed=int(rng.integers(2**31)),
+                seed=int(rng.integers(2**31)), mono_rate=_mono_rate(rng, mono_share),
             ))
+    return items
+
+
+def _mono_rate(rng: np.random.Generator, share: float) -> int:
+    """Drawn only where asked for: plans without it keep their random streams (and examples)."""
+    if share <= 0.0 or rng.random() >= share:
+        return 0
+    return int(MONO_RATES[rng.integers(len(MONO_RATES))])
+
+
+def plan_real(tracks: list[Track], variants: int, seconds: float | None, rng: np.random.Generator,
+              mono_share: float = 0.0) -> list[Item]:
+    """Real generator output: `variants` items per track, each a piece of `seconds` (None: the
+    whole track) through its own random delivery chain, as human items get; variant-major, so the
+    first k * len(tracks) items hold k variants of every track."""
+    items = []
+    for _ in range(variants):
+        for track in tracks:
+            length = track.duration_s if seconds is None else min(seconds, track.duration_s)
+            start = float(rng.uniform(0.0, track.duration_s - length)) if seconds else 0.0
+            items.append(Item(track, start, length, track.generator, random_codec(rng),
+                              via_48k=bool(rng.random() < 0.3), gain_db=float(rng.uniform(-9.0, 3.0)),
+                              seed=int(rng.integers(2**31)), mono_rate=_mono_rate(rng, mono_share)))
     return items
 
 
@@ -79,7 +106,7 @@ def source(item: Item) -> np.ndarray | None:
     if x.shape[1] < int(item.seconds * ENGINE_RATE * 0.9) or np.sqrt(np.mean(x ** 2)) < SILENT_RMS:
         return None
     rng = np.random.default_rng(item.seed)
-    if item.family != HUMAN:
+    if item.family != HUMAN and item.track.generator is None:
         x = make_fake(item.family, x, ENGINE_RATE, rng)
     x = x * np.float32(10 ** (item.gain_db / 20))
     peak = float(np.abs(x).max())
@@ -90,6 +117,9 @@ def source(item: Item) -> np.ndarray | None:
 
 def deliver(x: np.ndarray, item: Item, codec: CodecSpec) -> np.ndarray:
     """x as the delivered file holds it (maybe via 48 kHz, through `codec`), back at the engines' rate."""
+    if item.mono_rate:
+        low = resample(x.mean(axis=0, keepdims=True), ENGINE_RATE, item.mono_rate)
+        x = np.repeat(resample(low, item.mono_rate, ENGINE_RATE), 2, axis=0)[:, :x.shape[1]]
     rate = 48000 if item.via_48k else ENGINE_RATE
     y = apply_codec(resample(x, ENGINE_RATE, rate), rate, codec)
     return resample(y, rate, ENGINE_RATE)

@@ -1,7 +1,7 @@
 """Detection metrics shared by training, the model card and `aimusicd eval`.
 
-Labels: 1 = AI(-like), 0 = human. Probabilities are P(AI). Verdict metrics use the two thresholds
-(ai at or above `ai_threshold`, human at or below `human_threshold`, uncertain between).
+Labels: 1 = AI(-like), 0 = human. Probabilities are P(AI). Verdict metrics count the verdicts
+("ai", "human", "uncertain") the fusion gave.
 """
 
 from __future__ import annotations
@@ -70,6 +70,7 @@ class Scores:
     recall_at_1pct_fpr: float
     human_fp_rate: float        # human called "ai"
     ai_recall: float            # ai called "ai"
+    ai_called_human: float      # ai called "human": the worst mistake
     uncertain_human: float
     uncertain_ai: float
     ece: float
@@ -78,13 +79,15 @@ class Scores:
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
 
 
-def score_all(y, p, ai_threshold: float, human_threshold: float) -> Scores:
+def score_all(y, p, labels) -> Scores:
+    """Ranking figures from the probabilities, verdict figures from the verdicts given."""
     y = np.asarray(y, int)
     p = np.asarray(p, float)
+    labels = np.asarray(labels)
     ai, hu = y == 1, y == 0
-    called_ai = p >= ai_threshold
-    called_human = p <= human_threshold
-    uncertain = ~called_ai & ~called_human
+    called_ai = labels == "ai"
+    called_human = labels == "human"
+    uncertain = labels == "uncertain"
     tpr = float(called_ai[ai].mean()) if ai.any() else float("nan")
     binary = [float((p[ai] >= 0.5).mean()) if ai.any() else np.nan,
               float((p[hu] < 0.5).mean()) if hu.any() else np.nan]
@@ -94,6 +97,7 @@ def score_all(y, p, ai_threshold: float, human_threshold: float) -> Scores:
         auc=roc_auc(y, p), recall_at_1pct_fpr=recall_at_fpr(y, p, 0.01),
         human_fp_rate=float(called_ai[hu].mean()) if hu.any() else float("nan"),
         ai_recall=tpr,
+        ai_called_human=float(called_human[ai].mean()) if ai.any() else float("nan"),
         uncertain_human=float(uncertain[hu].mean()) if hu.any() else float("nan"),
         uncertain_ai=float(uncertain[ai].mean()) if ai.any() else float("nan"),
         ece=expected_calibration_error(y, p),

@@ -1,5 +1,7 @@
-"""`aimusicd train`: corpora -> examples -> CNN -> Demucs head -> calibration and fusion ->
-held-out evaluation -> shipped weights and model card. Deterministic for a seed; slow stages cache
+"""`aimusicd train`: corpora (human music, real generator output) -> examples (fakes of six
+families, two vocoders among them) -> CNN -> engine evidence -> generator fingerprints -> Demucs
+head, calibration and fusion -> held-out evaluation (our fakes, real generator output, transfer
+families) -> shipped weights and model card. Deterministic for a seed; slow stages cache
 their results in the work folder so an interrupted run resumes."""
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
+from ..engines import fingerprint
 from ..engines.cnn import CnnEngine, CnnModelMeta, CnnNet, NetConfig, save_cnn
 from ..engines.demucs.engine import DemucsEngine
 from ..engines.demucs.features import FEATURE_NAMES
@@ -24,19 +27,30 @@ from ..hashing import sha256_file
 from . import autoencoder, calibrate, cnn_train
 from .codecs import EVAL_CONDITIONS
 from .corpora import load_corpora
-from .evaluation import Row, evaluate, format_table
-from .examples import HUMAN, plan
-from .fakes import FAMILIES, TRANSFER_HOLDOUT, register
+from .evaluation import Row, evaluate, format_table, verdicts
+from . import fingerprints, vocoders
+from .examples import HUMAN, Item, plan, plan_real
+from .fakes import TRANSFER_HOLDOUT, register
+from .vocoders import TRANSFER_VOCODER, VOCODERS
+from .wheels import ACE_STEP_MUSIC
 from .metrics import roc_auc
 from .modelcard import write_model_card
 from .scoring import Scored, score_conditions, score_items
 
 CNN_NAME = "aimusicd-cnn-v1"
-HEAD_NAME = "aimusicd-demucs-head-v1"
-FUSION_NAME = "aimusicd-fusion-v3"   # v3: the image score stacked on the CNN, then the Demucs evidence
+HEAD_NAME = "aimusicd-demucs-head-v2"   # v2: real generator output and the vocoders in its examples
+FUSION_NAME = "aimusicd-fusion-v4"      # v4: calibrated with real generator output; human limits
 # Low bitrates weigh more in the CNN's examples than in calibration and test, which stand for the
 # wild: the CNN learns most where the codec leaves least of the fingerprint.
 CNN_FAVOURS_LOW_BITRATES = True
+# The CNN's fake families. The vocoders run slower than real time here, too slow for the CNN's
+# 10,000 clips: they train the Demucs head, the fingerprints' negatives and the calibration.
+CNN_FAMILIES = ("upsampler", "tconv", "upconv", "autoencoder")
+TRAIN_VOCODERS = tuple(v for v in VOCODERS if v != TRANSFER_VOCODER)
+VOCODER_VARIANT = "splice"
+# A share of calibration and test examples is delivered as low-rate mono files: many generators
+# write them, and much human music has been through such a round trip.
+MONO_SHARE = 0.15
 
 
 @dataclass(frozen=True)
@@ -50,20 +64,32 @@ class Sizes:
     test_positions: int
     test_demucs: int
     autoencoder_steps: int
+    vocoder_head: int         # positions with a vocoded twin, per stage (vocoding is the cost)
+    vocoder_calib: int
+    vocoder_test: int
+    fingerprint_positions: int   # human / fake pairs the fingerprints learn what is *not* theirs from
+    real_variants: int        # deliveries of each real train / calibration track
+    real_tracks: int = 0      # real tracks per split at most (0: all)
+    vocoder_test_demucs: int = 3   # test positions of the vocoders measured with Demucs too
     clip_s: float = 6.0
     track_s: float = 30.0
     head_s: float = 8.0
+    vocoder_s: float = 10.0
+    fingerprint_s: float = 20.0
 
 
-# Sized for under 2 hours on 2 CPU cores: the CNN stage about 45 min (models v5: 20 min rendering 10,000
-# clips, 25 min training), HTDemucs (about 7 s per example) and the codec round trips of the test
+# Sized for under 2 hours on 2 CPU cores: the CNN stage about 45 min (10,000 clips rendered and 7
+# epochs), HTDemucs (about 7 s per example), the vocoders and the codec round trips of the test
 # conditions most of the rest.
-FULL = Sizes(cnn_positions=5000, val_positions=300, epochs=7, head_positions=40,
-             calib_positions=300, calib_demucs=30, test_positions=96, test_demucs=16,
-             autoencoder_steps=600)
+FULL = Sizes(cnn_positions=5000, val_positions=300, epochs=7, head_positions=30,
+             calib_positions=300, calib_demucs=20, test_positions=96, test_demucs=8,
+             autoencoder_steps=600, vocoder_head=6, vocoder_calib=12, vocoder_test=9,
+             fingerprint_positions=150, real_variants=8)
 QUICK = Sizes(cnn_positions=32, val_positions=8, epochs=1, head_positions=3,
               calib_positions=6, calib_demucs=2, test_positions=5, test_demucs=1,
-              autoencoder_steps=20, track_s=10.0)
+              autoencoder_steps=20, vocoder_head=1, vocoder_calib=2, vocoder_test=3,
+              fingerprint_positions=6, real_variants=1, real_tracks=2, vocoder_test_demucs=0,
+              track_s=10.0, vocoder_s=4.0, fingerprint_s=10.0)
 
 
 @dataclass
@@ -74,6 +100,20 @@ class TrainResult:
 
 def _save_json(path: Path, data) -> None:
     path.write_text(json.dumps(data, indent=1) + "\n")
+
+
+@dataclass
+class Plans:
+    """One stage's examples: items, and which of them HTDemucs measures too."""
+    items: list[Item]
+    demucs: list[bool]
+
+    def __add__(self, other: "Plans") -> "Plans":
+        return Plans(self.items + other.items, self.demucs + other.demucs)
+
+
+def _plans(items: list[Item], measured: int) -> Plans:
+    return Plans(items, [i < measured for i in range(len(items))])
 
 
 def run_training(out_dir: Path, work_dir: Path, corpora_dir: Path, demucs_weights: Path,
@@ -92,15 +132,17 @@ def run_training(out_dir: Path, work_dir: Path, corpora_dir: Path, demucs_weight
         Demucs features of them) unchanged."""
         return np.random.default_rng([seed, stage])
 
-    log("1/7 corpora")
+    log("1/8 corpora: human music and real generator output")
     tracks = load_corpora(corpora_dir, quick, log)
-    split = {s: [t for t in tracks if t.split == s] for s in ("train", "calib", "test")}
-    for name, ts in split.items():
+    split = {s: [t for t in tracks if t.split == s and t.generator is None] for s in ("train", "calib", "test")}
+    real = {s: [t for t in tracks if t.split == s and t.generator is not None][:sizes.real_tracks or None]
+            for s in split}
+    for name, ts in list(split.items()) + [(f"real {k}", v) for k, v in real.items()]:
         if not ts:
             raise ModelError(f"{corpora_dir}: no {name} tracks found")
     timings["corpora_s"] = time.perf_counter() - started
 
-    log("2/7 learned fake family (autoencoder)")
+    log("2/8 learned fake family (autoencoder)")
     t0 = time.perf_counter()
     ae_path = work_dir / f"autoencoder_{suffix}.pt"
     if ae_path.exists():
@@ -114,39 +156,80 @@ def run_training(out_dir: Path, work_dir: Path, corpora_dir: Path, demucs_weight
     register(autoencoder.family(model))
     timings["autoencoder_s"] = time.perf_counter() - t0
 
-    log("3/7 CNN")
+    log("3/8 CNN")
     t0 = time.perf_counter()
-    every = list(FAMILIES)
-    seen = [f for f in every if f != TRANSFER_HOLDOUT]
-    cnn_run = _cnn_stage(split, sizes, seen, seed, rng, workers, work_dir / f"cnn_raw_{suffix}",
+    cnn_run = _cnn_stage(split, sizes, list(CNN_FAMILIES), seed, rng, workers, work_dir / f"cnn_raw_{suffix}",
                          reuse_cnn, log)
     cnn = CnnEngine(cnn_run.path)
     timings["cnn_s"] = time.perf_counter() - t0
 
-    log("4/7 Demucs features")
+    log("4/8 trained-decoder family (HiFi-GAN vocoders)")
+    for spec in VOCODERS.values():
+        register(vocoders.family(vocoders.load_vocoder(spec, corpora_dir, log), work_dir / "vocoded",
+                                 VOCODER_VARIANT))
+    seen = [*CNN_FAMILIES, *TRAIN_VOCODERS]
+    transfer = [TRANSFER_HOLDOUT, TRANSFER_VOCODER]
+    real_names = sorted({t.generator for t in tracks if t.generator})
+
+    log("5/8 engine evidence (CNN, image score, fingerprint spectrum, Demucs)")
     t0 = time.perf_counter()
     separator = Separator(load_htdemucs(demucs_weights))
     demucs = DemucsEngine(separator, None, "htdemucs", sha256_file(demucs_weights), excerpts=1)
-    cache_path = work_dir / f"demucs_features_{suffix}.json"
+    # Every example's evidence (CNN, image score, spectrum, Demucs features): an interrupted or
+    # repeated run renders only what is missing. The CNN's checksum is in the name: another CNN,
+    # other evidence.
+    cache_path = work_dir / (f"evidence_{suffix}_{sha256_file(cnn_run.path)[:12]}_"
+                             f"fp{fingerprint.N_FFT}-{fingerprint.MAX_FRAMES}-{fingerprint.POOL}.json")
     cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
-    head_items = plan(split["train"], sizes.head_positions, sizes.head_s, seen, rng(3))
-    calib_items = plan(split["calib"], sizes.calib_positions, sizes.track_s, seen, rng(4))
-    test_items = plan(split["test"], sizes.test_positions, sizes.track_s, every, rng(5))
-    head_scored = score_items(head_items, None, demucs, lambda i: True, workers, log, "head examples", cache)
+    head_plan = (_plans(plan(split["train"], sizes.head_positions, sizes.head_s, list(CNN_FAMILIES), rng(3)), 10**9)
+                 + _plans(plan(split["train"], sizes.vocoder_head, sizes.head_s, list(TRAIN_VOCODERS), rng(11)), 10**9)
+                 + _plans(plan_real(real["train"], 2 if sizes.real_tracks == 0 else 1, sizes.head_s, rng(12)),
+                          10**9))
+    fingerprint_plan = (
+        _plans(plan(split["train"], sizes.fingerprint_positions, sizes.fingerprint_s, list(CNN_FAMILIES), rng(13),
+                    mono_share=MONO_SHARE), 0)
+        + _plans(plan_real(real["train"], sizes.real_variants, None, rng(14), mono_share=MONO_SHARE), 0))
+    calib_plan = (_plans(plan(split["calib"], sizes.calib_positions, sizes.track_s, list(CNN_FAMILIES), rng(4),
+                         mono_share=MONO_SHARE), 2 * sizes.calib_demucs)
+             + _plans(plan(split["calib"], sizes.vocoder_calib, sizes.vocoder_s, list(TRAIN_VOCODERS), rng(15),
+                           mono_share=MONO_SHARE), sizes.vocoder_calib)
+             + _plans(plan_real(real["calib"], sizes.real_variants, None, rng(16), mono_share=MONO_SHARE),
+                      2 * len(real["calib"])))
+    test_plan = (_plans(plan(split["test"], sizes.test_positions, sizes.track_s, [*CNN_FAMILIES, TRANSFER_HOLDOUT],
+                        rng(5)), 2 * sizes.test_demucs)
+            + _plans(plan(split["test"], sizes.vocoder_test, sizes.vocoder_s, list(VOCODERS), rng(17)),
+                     2 * sizes.vocoder_test_demucs)
+            + _plans(plan_real(real["test"], 1, None, rng(18)), len(real["test"])))
+    head_scored = score_items(head_plan.items, None, demucs, lambda i: head_plan.demucs[i], workers, log,
+                              "head examples", cache)
     _save_json(cache_path, cache)
-    calib_scored = score_items(calib_items, cnn, demucs, lambda i: i < 2 * sizes.calib_demucs,
-                               workers, log, "calibration examples", cache)
+    fp_scored = score_items(fingerprint_plan.items, None, None, lambda i: False, workers, log,
+                            "fingerprint examples", cache)
     _save_json(cache_path, cache)
-    test_scored = score_conditions(test_items, EVAL_CONDITIONS, cnn, demucs,
-                                   lambda i: i < 2 * sizes.test_demucs, workers, log, "test examples", cache)
+    calib_scored = score_items(calib_plan.items, cnn, demucs, lambda i: calib_plan.demucs[i], workers, log,
+                               "calibration examples", cache)
     _save_json(cache_path, cache)
-    timings["demucs_features_s"] = time.perf_counter() - t0
+    test_scored = score_conditions(test_plan.items, EVAL_CONDITIONS, cnn, demucs, lambda i: test_plan.demucs[i],
+                                   workers, log, "test examples", cache)
+    _save_json(cache_path, cache)
+    timings["evidence_s"] = time.perf_counter() - t0
+
+    log("6/8 generator fingerprints")
+    fits = [fingerprints.fit_generator(name, f"real {name} output (PyPI {ACE_STEP_MUSIC.requirement}), "
+                                       "its train prompts", fp_scored + head_scored, calib_scored)
+            for name in real_names]
+    generators = [f.generator for f in fits]
+    for f in fits:
+        log(f"  {f.generator.name}: calibration AUC {f.calib_auc:.4f}, threshold {f.generator.threshold}, "
+            f"human false positives {f.calib_human_fp:.4f}")
+    for scored in [calib_scored, *test_scored.values()]:
+        fingerprints.apply(generators, scored)
     # Every example's engine outputs, so calibration and fusion can be re-analysed without rendering.
     _save_json(work_dir / f"scored_{suffix}.json",
                {"head": [s.to_dict() for s in head_scored], "calib": [s.to_dict() for s in calib_scored],
                 "test": {c: [s.to_dict() for s in ss] for c, ss in test_scored.items()}})
 
-    log("5/7 calibration and fusion")
+    log("7/8 calibration and fusion")
     head = calibrate.fit_head(head_scored)
     calib_raw = np.array([s.cnn_raw for s in calib_scored])
     calib_y = np.array([s.label for s in calib_scored])
@@ -164,42 +247,63 @@ def run_training(out_dir: Path, work_dir: Path, corpora_dir: Path, demucs_weight
             f"log-loss {check.logloss_corrected:.4f} against {check.logloss_before:.4f} without it "
             f"({check.rows} examples, {check.groups} {check.unit}s)")
     log(f"  thresholds: ai >= {fusion.ai_threshold}, human <= {fusion.human_threshold}; "
-        f"lossy band {fusion.lossy_band}")
+        f"lossy band {fusion.lossy_band}; human limits {fusion.human_limits}")
 
-    log("6/7 held-out evaluation")
+    log("8/8 held-out evaluation")
     by_condition = {c: calibrate.fusion_data(s, platt, head) for c, s in test_scored.items()}
-    rows = evaluate(fusion, by_condition)
+    kinds = {"fakes": set(seen), "real": set(real_names), "transfer": set(transfer)}
+    rows = []
+    for kind, families in kinds.items():
+        rows += evaluate(fusion, {c: d.subset(_kind_mask(test_scored[c], families))
+                                  for c, d in by_condition.items()}, kind=kind)
     table = format_table(rows)
     log(table)
     holdout = {c: _family_recall(fusion, test_scored[c], by_condition[c]) for c in test_scored}
     human_tail = _human_tail(fusion, calib_scored, calib_data)
     feature_aucs = _feature_aucs([s for s in calib_scored + head_scored if s.features])
+    real_feature_aucs = {c: _feature_aucs([s for s in ss if s.features and (s.label == 0 or s.family in real_names)])
+                         for c, ss in test_scored.items()}
 
-    log("7/7 writing models")
+    log("writing models")
     final_cnn = out_dir / "cnn.safetensors"
     net = CnnNet(cnn.meta.net)             # the raw net as trained (the engine's is BN-fused)
     net.load_state_dict(load_file(cnn_run.path))
     save_cnn(final_cnn, net, replace(cnn.meta, calib_a=platt[0], calib_b=platt[1]))
     _save_json(out_dir / "demucs_head.json", {"name": HEAD_NAME, "model": head.to_dict()})
     _save_json(out_dir / "fusion.json", fusion.to_dict())
+    generators_dir = out_dir / "generators"
+    generators_dir.mkdir(exist_ok=True)
+    for g in generators:
+        _save_json(generators_dir / f"{g.name}.json", g.to_dict())
     timings["total_s"] = time.perf_counter() - started
     metrics = {
         "table": [r.to_dict() for r in rows], "family_recall": holdout, "calib_human_tail": human_tail,
         "cnn_path": cnn_path.to_dict(),
         "correction_checks": {"images": checks.images.to_dict(), "demucs": checks.demucs.to_dict()},
-        "feature_auc": feature_aucs, "cnn_history": cnn_run.history,
-        "cnn_reused": cnn_run.reused, "timings": timings,
+        "feature_auc": feature_aucs, "real_feature_auc": real_feature_aucs,
+        "fingerprints": {f.generator.name: {"threshold": f.generator.threshold, **f.generator.metrics}
+                         for f in fits},
+        "cnn_history": cnn_run.history, "cnn_reused": cnn_run.reused, "timings": timings,
         "sizes": asdict(sizes), "seed": seed, "quick": quick,
         "data": {s: {"packages": sorted({t.package for t in ts}), "tracks": len(ts),
                      "minutes": round(sum(t.duration_s for t in ts) / 60, 1)} for s, ts in split.items()},
+        "real_data": {s: {"generator": real_names, "tracks": sorted(t.name for t in ts),
+                          "minutes": round(sum(t.duration_s for t in ts) / 60, 1)} for s, ts in real.items()},
         "counts": {**cnn_run.counts, "head_examples": len(head_scored), "calib_examples": len(calib_scored),
+                   "fingerprint_examples": len(fp_scored),
                    "test_examples_per_condition": len(test_scored["none"])},
-        "families": {"trained": seen, "transfer_holdout": [TRANSFER_HOLDOUT]},
+        "families": {"cnn": list(CNN_FAMILIES), "trained": seen, "transfer_holdout": transfer,
+                     "real": real_names, "vocoder_variant": VOCODER_VARIANT},
     }
     _save_json(out_dir / "metrics.json", metrics)
     card = write_model_card(out_dir, metrics, table, fusion)
     log(f"done in {timings['total_s'] / 60:.1f} min: {card}")
     return TrainResult(rows, card)
+
+
+def _kind_mask(scored: list[Scored], families: set[str]) -> np.ndarray:
+    """Human examples and the AI examples of the given families."""
+    return np.array([s.label == 0 or s.family in families for s in scored])
 
 
 @dataclass
@@ -247,10 +351,10 @@ def _cnn_stage(split: dict, sizes: Sizes, seen: list[str], seed: int, rng, worke
 
 
 def _family_recall(fusion: FusionParams, scored: list[Scored], data: calibrate.FusionData) -> dict:
-    """Per fake family (one test condition, the fast pass: CNN and image score): share at p >= 0.5
-    (the operating point of the table's balanced accuracy), shares called "ai" and "human" at the
-    shipped thresholds, and the ROC AUC of that family against all human examples."""
-    probs = calibrate.fused_probabilities(fusion, data)["cnn+img"]
+    """Per AI family (one test condition, the fast pass: CNN, image score, fingerprints): share at
+    p >= 0.5 (the operating point of the table's balanced accuracy), shares called "ai" and "human",
+    and the ROC AUC of that family against all human examples."""
+    probs, labels = verdicts(fusion, data, fusion.ai_threshold, fusion.human_threshold)["cnn+img"]
     human = data.y == 0
     out = {}
     for family in sorted({s.family for s in scored} - {HUMAN}):
@@ -258,8 +362,8 @@ def _family_recall(fusion: FusionParams, scored: list[Scored], data: calibrate.F
         both = sel | human
         out[family] = {"n": int(sel.sum()),
                        "recall_at_half": round(float((probs[sel] >= 0.5).mean()), 4),
-                       "called_ai": round(float((probs[sel] >= fusion.ai_threshold).mean()), 4),
-                       "called_human": round(float((probs[sel] <= fusion.human_threshold).mean()), 4),
+                       "called_ai": round(float((labels[sel] == "ai").mean()), 4),
+                       "called_human": round(float((labels[sel] == "human").mean()), 4),
                        "auc": round(roc_auc(data.y[both], probs[both]), 4)}
     return out
 
@@ -268,7 +372,7 @@ def _human_tail(fusion: FusionParams, scored: list[Scored], data: calibrate.Fusi
                 top: int = 5) -> list[dict]:
     """The calibration split's human tracks the fast pass (CNN and image score) finds most AI-like:
     the ones that set the ai threshold (a few whole tracks, not scattered examples, sit at the top)."""
-    probs = calibrate.fused_probabilities(fusion, data)["cnn+img"]
+    probs = verdicts(fusion, data, fusion.ai_threshold, fusion.human_threshold)["cnn+img"][0]
     by_track: dict[str, list[float]] = {}
     for s, p in zip(scored, probs):
         if s.label == 0:
