@@ -10,10 +10,16 @@ TARGET_PEAK = float(10 ** (-1 / 20))   # -1 dBFS, where a mastered bounce peaks
 
 def normalise_level(samples: np.ndarray) -> np.ndarray:
     """(channels, n) float32 with each channel's DC removed and the peak at TARGET_PEAK (silence
-    stays silence). Computed in float64: samples near float32's range must not overflow."""
-    x = samples.astype(np.float64)
-    x -= x.mean(axis=-1, keepdims=True)
-    peak = float(np.abs(x).max(initial=0.0))
+    stays silence). Works in place on a float32 array (a file's decoded buffer is its own); the
+    sums run in float64, so samples near float32's range cannot overflow."""
+    x = samples if samples.dtype == np.float32 and samples.flags.writeable else samples.astype(np.float32)
+    if x.size == 0:
+        return x
+    dc = x.mean(axis=-1, keepdims=True, dtype=np.float64)
+    hi = x.max(axis=-1, keepdims=True).astype(np.float64) - dc
+    lo = dc - x.min(axis=-1, keepdims=True).astype(np.float64)
+    peak = float(max(hi.max(), lo.max()))
+    x -= dc.astype(np.float32)
     if peak > 0.0:
-        x *= TARGET_PEAK / peak
-    return x.astype(np.float32)
+        x *= np.float32(TARGET_PEAK / peak)
+    return x
