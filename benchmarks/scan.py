@@ -4,11 +4,13 @@
 
 Measured in one run, each in a fresh process so that its peak RSS is its own:
   baseline  whole-track HTDemucs separation (apply_model, split, overlap 0.25, shifts 0)
-  cnn       `aimusicd scan --mode cnn` path: decode + codec check + CNN + image score (3 repeats, median)
+  cnn       `aimusicd scan --mode cnn` path, the fast pass: decode + level + codec check + CNN + image
+            score + fingerprints (5 repeats, median), with each stage's share
   auto      CNN, then Demucs only if the CNN is unsure or the input lossy
   full      CNN + Demucs on 3 excerpts of 7.8 s
 Targets (2-core CPU): CNN-only >= 300x real time; full <= 30 s per 4-minute track (>= 8x faster
-than whole-track separation); peak RSS <= 2 GB.
+than whole-track separation); peak RSS <= 2 GB; the stages added with the real-output models
+(level normalisation, fingerprints) <= 10 % of the fast pass without them, measured in the same run.
 """
 
 from __future__ import annotations
@@ -54,13 +56,18 @@ def child(mode: str, path: Path) -> dict:
         return {"seconds": time.perf_counter() - started, "rss_mb": _rss_mb()}
     analyzer = Analyzer(load_config())
     analyzer.preload(demucs=mode != "cnn")
-    runs = []
-    for _ in range(3 if mode == "cnn" else 1):
+    runs, stages = [], []
+    for _ in range(5 if mode == "cnn" else 1):
         started = time.perf_counter()
         report = analyzer.analyze(path, mode)
         runs.append(time.perf_counter() - started)
+        stages.append(report.timings)
     return {"seconds": statistics.median(runs), "rss_mb": _rss_mb(), "engines": report.engines_ran,
-            "verdict": report.verdict}
+            "verdict": report.verdict,
+            "stages": {k: statistics.median(t[k] for t in stages) for k in STAGES if k in stages[0]}}
+
+
+STAGES = ("decode_s", "level_s", "cnn_s", "images_s", "fingerprint_s")
 
 
 def main() -> int:
@@ -87,6 +94,14 @@ def main() -> int:
         Row("baseline: whole-track HTDemucs separation", base, "s", "1.0x", "", None),
         Row("cnn only: seconds per track", cnn, "s", f"{base / cnn:.0f}x faster"),
         Row("cnn only: throughput", TRACK_S / cnn, "x RT", "", ">= 300x RT", TRACK_S / cnn >= 300),
+    ]
+    stages = results["cnn"]["stages"]
+    added = stages["level_s"] + stages["fingerprint_s"]
+    for name, seconds in stages.items():
+        rows.append(Row(f"  fast pass stage: {name[:-2]}", seconds, "s", f"{100 * seconds / cnn:.0f} %"))
+    rows += [
+        Row("  level + fingerprints against the rest of the fast pass", added / (cnn - added), "",
+            "", "<= 0.10", added / (cnn - added) <= 0.10),
         Row(f"auto ({results['auto']['engines']}): seconds per track", results["auto"]["seconds"], "s",
             f"{base / results['auto']['seconds']:.1f}x faster"),
         Row("full (cnn + 3 Demucs excerpts): seconds per track", results["full"]["seconds"], "s",

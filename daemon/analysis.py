@@ -94,10 +94,12 @@ class Analyzer:
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         audio = load_audio(path, self.limits)
+        t1 = time.perf_counter()
         audio.samples = normalise_level(audio.samples)
+        timings["level_s"] = time.perf_counter() - t1
         codec = codec_history(audio.mono, audio.sample_rate, audio.info)
         delivery = Delivery.of(codec)
-        timings["decode_s"] = time.perf_counter() - t0
+        timings["decode_s"] = time.perf_counter() - t0 - timings["level_s"]
         fusion = self.fusion
         cnn = images = fingerprint = None
         if mode != "demucs":

@@ -19,7 +19,8 @@ from daemon.engines.demucs.features import FEATURE_NAMES
 from daemon.engines.fusion import LIVE, PACKAGED_FUSION, Delivery, FusionParams, fusion_inputs
 from daemon.engines.logistic import LogisticModel
 from daemon.hashing import sha256_file
-from daemon.training.calibrate import (CNN_PATH_FORMS, FusionData, choose_cnn_path, choose_thresholds,
+from daemon.training.calibrate import (CNN_PATH_FORMS, FusionData, choose_cnn_path, choose_human_limits,
+                                       choose_thresholds,
                                        fit_fusion, fit_head, fused_probabilities, package_weights,
                                        widened_band)
 from daemon.training.metrics import expected_calibration_error, recall_at_fpr, roc_auc, score_all
@@ -86,6 +87,29 @@ def test_human_threshold_never_above_even_odds():
     assert np.mean(p[mp3_humans] >= ai_t) <= 0.01
     lo, hi = widened_band(human_t, ai_t)
     assert lo < human_t and hi > ai_t
+
+
+def test_human_limits_are_the_narrowest_range_that_costs_human_music_little():
+    """An image score beyond anything human music shows keeps a low-probability example from
+    "human"; the limits cost human calibration music at most 3 % more "uncertain" per group."""
+    rng = np.random.default_rng(4)
+    n = 800
+    y = np.r_[np.zeros(n // 2, int), np.ones(n // 2, int)]
+    images = np.where(y == 1, rng.normal(6.0, 1.0, n), rng.normal(1.0, 1.0, n))
+    cnn = rng.normal(-3.0, 1.0, n)          # the CNN cannot tell these AI examples from human ones
+    group = [("none", "mp3")[i % 2] for i in range(n)]
+    data = FusionData(cnn, np.full(n, np.nan), [LIVE] * n, y, group, images=images)
+    p = 1 / (1 + np.exp(-cnn))
+    limits = choose_human_limits({"cnn+img": p}, data, 0.99, 0.5)
+    assert set(limits) == {"cnn_logit", "images_score"}
+    human = y == 0
+    assert np.quantile(images[human], 0.9) < limits["images_score"] <= images[human].max()
+    beyond = np.array([any(v > limits.get(k, np.inf) for k, v in data.typical_values(i, ("cnn", "images")).items())
+                       for i in range(n)])
+    for g in ("none", "mp3"):
+        sel = human & np.array([x == g for x in group])
+        assert beyond[sel].mean() <= 0.03
+    assert beyond[~human].mean() > 0.9      # most of the unfamiliar output is not vouched for
 
 
 def _fusion_data(demucs_signal: float, seed: int, images_signal: float = 0.0

@@ -260,8 +260,8 @@ def fit_fusion(data: FusionData, tracks: list[str], packages: list[str], name: s
     # files, and with Demucs too) set the thresholds; the Demucs-only model serves only the
     # explicit "demucs" mode and is reported, not tuned for.
     paths = {k: probs[k] for k in ("cnn", "cnn+img", "fused")}
-    ai_t, _ = choose_thresholds(paths, data)
-    human_t, limits = choose_human_rule(paths, data, ai_t)
+    ai_t, human_t = choose_thresholds(paths, data)
+    limits = choose_human_limits(paths, data, ai_t, human_t)
     params = replace(params, ai_threshold=ai_t, human_threshold=human_t,
                      lossy_band=widened_band(human_t, ai_t), human_limits=limits)
     return params, FusionChecks(images_check, demucs_check)
@@ -336,50 +336,44 @@ def choose_thresholds(probs: dict[str, np.ndarray], data: FusionData) -> tuple[f
     return round(ai_t, 4), round(human_t, 4)
 
 
-HUMAN_RULE_QUANTILES = (0.80, 0.85, 0.90, 0.92, 0.94, 0.95, 0.96, 0.97, 0.98, 0.99, 0.995, 1.0)
+HUMAN_LIMIT_QUANTILES = (0.80, 0.85, 0.90, 0.92, 0.94, 0.95, 0.96, 0.97, 0.98, 0.99, 0.995, 1.0)
+MAX_LIMITS_UNCERTAIN = 0.03   # what the human limits may add to "uncertain" on human music
 
 
-def choose_human_rule(probs: dict[str, np.ndarray], data: FusionData, ai_t: float
-                      ) -> tuple[float, dict[str, float]]:
-    """The human threshold and the human limits: "human" is said where p is at most the
-    threshold and every piece of evidence at most its limit, both the same quantile q of human
-    calibration music (p in the worst codec group, at twice its odds as the ai threshold is;
-    the evidence over all of it). The smallest q on the grid that leaves at most
-    MAX_HUMAN_UNCERTAIN of human music "uncertain" in every codec group and path wins: the
-    narrower the range "human" is said in, the less an unfamiliar generator's output can fall
-    into it."""
+def choose_human_limits(probs: dict[str, np.ndarray], data: FusionData, ai_t: float, human_t: float
+                        ) -> dict[str, float]:
+    """The human limits: "human" is said only where every piece of evidence is at most its limit,
+    the same quantile q of human calibration music for each. The smallest q on the grid whose
+    limits add at most MAX_LIMITS_UNCERTAIN of human music to "uncertain" (beyond what the human
+    threshold leaves there) in every codec group and path wins: the narrower the range "human" is
+    said in, the less an unfamiliar generator's output can fall into it."""
     human = data.y == 0
-    groups = sorted(set(data.group))
-    in_group = {g: human & np.array([x == g for x in data.group]) for g in groups}
+    in_group = [human & np.array([x == g for x in data.group]) for g in sorted(set(data.group))]
     rows = np.nonzero(human)[0]
     sources = {"cnn": ("cnn",), "cnn+img": ("cnn", "images", "fingerprint"),
                "fused": ("cnn", "images", "fingerprint", "demucs")}
     values = {k: [data.typical_values(i, sources[k]) for i in range(len(data.y))] for k in probs}
-    every = values["fused"]
+    every = [data.typical_values(i, sources["fused"]) for i in range(len(data.y))]
     names = sorted({n for i in rows for n in every[i]})
-    rule = (HUMAN_THRESHOLD_MAX, {})
-    for q in HUMAN_RULE_QUANTILES:
-        limits = {}
-        for n in names:
-            known = np.array([every[i][n] for i in rows if n in every[i]])
-            limits[n] = round(float(np.quantile(known, q, method="higher")), 4)
-        tops = [np.quantile(p[sel & ~np.isnan(p)], q, method="higher")
-                for p in probs.values() for sel in in_group.values() if (sel & ~np.isnan(p)).any()]
-        human_t = round(float(np.clip(_odds_shift(max(tops), THRESHOLD_ODDS_MARGIN), 0.01,
-                                      min(HUMAN_THRESHOLD_MAX, ai_t - 0.01))), 4)
-        worst = 0.0
+
+    def uncertain(limits: dict[str, float]) -> list[float]:
+        shares = []
         for key, p in probs.items():
-            for sel in in_group.values():
+            for sel in in_group:
                 idx = np.nonzero(sel & ~np.isnan(p))[0]
-                if len(idx) == 0:
-                    continue
-                labels = [decide(float(p[i]), values[key][i], data.match(i, sources[key]), ai_t, human_t,
-                                 limits)[0] for i in idx]
-                worst = max(worst, float(np.mean([lab == "uncertain" for lab in labels])))
-        rule = (human_t, limits)
-        if worst <= MAX_HUMAN_UNCERTAIN:
+                if len(idx):
+                    shares.append(float(np.mean([decide(float(p[i]), values[key][i], data.match(i, sources[key]),
+                                                        ai_t, human_t, limits)[0] == "uncertain" for i in idx])))
+        return shares
+
+    base = uncertain({})
+    limits: dict[str, float] = {}
+    for q in HUMAN_LIMIT_QUANTILES:
+        limits = {n: round(float(np.quantile([every[i][n] for i in rows if n in every[i]], q, method="higher")), 4)
+                  for n in names}
+        if max(a - b for a, b in zip(uncertain(limits), base)) <= MAX_LIMITS_UNCERTAIN:
             break
-    return rule
+    return limits
 
 
 def _odds_shift(p: float, k: float) -> float:

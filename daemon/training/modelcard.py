@@ -7,7 +7,8 @@ from pathlib import Path
 
 from ..engines.fusion import FusionParams
 from ..hashing import sha256_file
-from .calibrate import AI_THRESHOLD_RANGE, HUMAN_THRESHOLD_MAX, MAX_HUMAN_FP, MAX_HUMAN_UNCERTAIN
+from .calibrate import (AI_THRESHOLD_RANGE, HUMAN_THRESHOLD_MAX, MAX_HUMAN_FP, MAX_HUMAN_UNCERTAIN,
+                        MAX_LIMITS_UNCERTAIN)
 from .codecs import EVAL_CONDITIONS
 from .fakes import FAMILIES
 
@@ -16,7 +17,7 @@ def write_model_card(out_dir: Path, metrics: dict, table: str, fusion: FusionPar
     data = metrics["data"]
     counts = metrics["counts"]
     fam = metrics["families"]
-    files = ["cnn.safetensors", "demucs_head.json", "fusion.json", "metrics.json",
+    files = ["cnn.safetensors", "demucs_head.json", "fusion.json", "human_reference.json", "metrics.json",
              *(f"generators/{g}.json" for g in metrics["fingerprints"])]
     sums = "\n".join(f"| `{f}` | {(out_dir / f).stat().st_size:,} | `{sha256_file(out_dir / f)}` |"
                      for f in files if (out_dir / f).exists())
@@ -89,6 +90,8 @@ generators we do not have is measured by the team, not here.
   ai >= {fusion.ai_threshold}, human <= {fusion.human_threshold}, and the human limits ({limits}):
   "human" only where p is at most its threshold and every piece of evidence at most its limit;
   auto mode also runs Demucs on lossy input whose fast-pass probability lies in {list(fusion.lossy_band)}.
+- `human_reference.json`: statistics of the human training and calibration music (never its audio):
+  the peak spectrum's mean and spread, and quantiles of each piece of evidence and Demucs feature.
 - `generators/*.json`: one fingerprint model per known generator (`daemon/engines/fingerprint.py`):
   logistic regression over the long-term spectrum's peaks (n_fft 16384, lower envelope removed,
   pooled to 21.5 Hz, zero above the band edge), Platt-scaled, with its own threshold.
@@ -184,8 +187,11 @@ calibration split (the worst codec group's {percentile}th percentile at twice it
 whole tracks set it. The human threshold ({fusion.human_threshold}) is the worst group's
 {100 * (1 - MAX_HUMAN_UNCERTAIN):.0f}th percentile likewise, but never above {HUMAN_THRESHOLD_MAX}: where that
 percentile lies higher, human music overlaps the fakes, and the overlap is left "uncertain" rather
-than fakes in it being called "human" with a probability that says "ai". The human tracks the fast
-pass (CNN and image score) scores highest there, over all their examples:
+than fakes in it being called "human" with a probability that says "ai". On top, "human" needs every
+piece of evidence inside the human limits ({limits}): the narrowest range, as one quantile of human
+calibration music for every piece of evidence, that adds at most {100 * MAX_LIMITS_UNCERTAIN:.0f} % of it to
+"uncertain" in any codec group. The human tracks the fast pass scores highest, over all their
+examples:
 
 | calibration track | n | mean p | max p |
 |---|---|---|---|

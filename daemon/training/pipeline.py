@@ -271,6 +271,7 @@ def run_training(out_dir: Path, work_dir: Path, corpora_dir: Path, demucs_weight
     save_cnn(final_cnn, net, replace(cnn.meta, calib_a=platt[0], calib_b=platt[1]))
     _save_json(out_dir / "demucs_head.json", {"name": HEAD_NAME, "model": head.to_dict()})
     _save_json(out_dir / "fusion.json", fusion.to_dict())
+    _save_json(out_dir / "human_reference.json", _human_reference(fp_scored + calib_scored, calib_data))
     generators_dir = out_dir / "generators"
     generators_dir.mkdir(exist_ok=True)
     for g in generators:
@@ -299,6 +300,31 @@ def run_training(out_dir: Path, work_dir: Path, corpora_dir: Path, demucs_weight
     card = write_model_card(out_dir, metrics, table, fusion)
     log(f"done in {timings['total_s'] / 60:.1f} min: {card}")
     return TrainResult(rows, card)
+
+
+def _human_reference(scored: list[Scored], calib: calibrate.FusionData) -> dict:
+    """Statistics of the human music the models were fitted on, never its audio: the peak
+    spectrum's mean and spread (what a user's generator pack is fitted against when they have no
+    human music of their own), and quantiles of each piece of evidence and Demucs feature on the
+    calibration split (the range reports show a file's evidence against)."""
+    human = [s for s in scored if s.label == 0]
+    spectra = np.stack([s.spectrum for s in human]).astype(np.float64)
+
+    def quantiles(values) -> dict:
+        v = np.asarray([x for x in values if x is not None and np.isfinite(x)], float)
+        return {"n": int(len(v)), **{f"p{q:02d}": round(float(np.quantile(v, q / 100)), 4)
+                                     for q in (5, 50, 95, 99)}} if len(v) else {"n": 0}
+
+    rows = np.nonzero(calib.y == 0)[0]
+    evidence = {name: quantiles([calib.typical_values(i, ("cnn", "images", "fingerprint", "demucs")).get(name)
+                                 for i in rows])
+                for name in ("cnn_logit", "images_score", "fingerprint_logit", "demucs_logit")}
+    measured = [s for s in human if s.features]
+    return {"schema": "aimusicd.human-reference/1",
+            "spectrum": {"n": len(human), "mean": np.round(spectra.mean(axis=0), 4).tolist(),
+                         "std": np.round(spectra.std(axis=0), 4).tolist()},
+            "evidence": evidence,
+            "demucs_features": {f: quantiles([s.features[f] for s in measured]) for f in FEATURE_NAMES}}
 
 
 def _kind_mask(scored: list[Scored], families: set[str]) -> np.ndarray:
