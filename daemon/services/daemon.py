@@ -59,7 +59,7 @@ class Daemon:
         """Create the state folder and hold its lock; any failure is one line naming the folder."""
         try:
             self.state_dir.mkdir(parents=True, exist_ok=True)
-            fh = open(self.state_dir / "aimusicd.lock", "w")
+            fh = open(self.state_dir / "aimusicd.lock", "wb", buffering=0)   # close cannot re-fail
         except OSError as exc:
             raise AimusicError(f"state folder {self.state_dir}: cannot write there ({exc.strerror}); "
                                "check [daemon] state_dir") from None
@@ -70,8 +70,7 @@ class Daemon:
             raise AimusicError(
                 f"another aimusicd is already running with state folder {self.state_dir}") from None
         try:
-            fh.write(str(os.getpid()))
-            fh.flush()
+            fh.write(str(os.getpid()).encode())
         except OSError as exc:
             fh.close()
             raise AimusicError(f"state folder {self.state_dir}: cannot write there ({exc.strerror}); "

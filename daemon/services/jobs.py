@@ -192,9 +192,9 @@ class JobRunner:
             health.last_done = time.time()
         except StoreError:
             pass   # only while stopping: the job stays 'running' and is re-queued at the next start
-        finally:
-            self.running[stage] = None
-            health.state = "idle"
+        # Not in a `finally`: should the thread die here, check_workers still sees the job it held.
+        self.running[stage] = None
+        health.state = "idle"
 
     def _persist(self, stage: str, write: Callable[[], T]) -> T:
         """Run a store operation, retrying while the state database cannot be written (e.g. a full
