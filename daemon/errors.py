@@ -40,3 +40,7 @@ class QueueFullError(AimusicError):
 
 class DeviceError(AimusicError):
     """An audio input device cannot be found or opened."""
+
+
+class StoreError(AimusicError):
+    """The state database (queue and history) cannot be read or written: full disk, read-only."""

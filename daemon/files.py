@@ -1,9 +1,29 @@
-"""Which files count as audio to analyse: the configured patterns, minus the ignore list."""
+"""Which files count as audio to analyse: the configured patterns, minus the ignore list; and
+opening a file only if it is a regular one."""
 
 from __future__ import annotations
 
+import os
+import stat
 from fnmatch import fnmatch
 from pathlib import Path
+from typing import BinaryIO
+
+
+class NotRegularFile(OSError):
+    """The path names a FIFO, a device, a socket or a folder."""
+
+
+def open_regular(path: str | Path) -> BinaryIO:
+    """Open for reading only if it is a regular file, checked on the opened file itself (no race
+    with a swap); O_NONBLOCK so that opening a FIFO cannot wait for a writer."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise NotRegularFile(f"{path}: not a regular file")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
 
 
 def is_candidate(path: Path, patterns: list[str], ignore: list[str]) -> bool:
@@ -17,6 +37,8 @@ def audio_files_in(folder: Path, patterns: list[str], ignore: list[str], recursi
     """Candidate files under `folder`, sorted; ignored folders (e.g. hidden ones) are not entered."""
     found: list[Path] = []
     for entry in sorted(folder.iterdir()):
+        if entry.is_symlink() and entry.is_dir():
+            continue   # a link to a folder can lead out of the watched tree, or round in a loop
         if entry.is_dir():
             if recursive and not any(fnmatch(entry.name.lower(), pat.lower()) for pat in ignore):
                 found += audio_files_in(entry, patterns, ignore, recursive)

@@ -5,9 +5,12 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from .files import open_regular
+
 
 def file_digest(path: str | Path, algorithm: str = "sha256") -> bytes:
-    with open(path, "rb") as fh:
+    """Of a regular file only: a FIFO or a device (/dev/zero) would never end."""
+    with open_regular(path) as fh:
         return hashlib.file_digest(fh, algorithm).digest()
 
 

@@ -71,7 +71,10 @@ def test_known_matches_same_file_or_same_content(tmp_path):
     assert store.known("/copy.wav", 5, 3.0, "feed")
     job = store.add("/b.wav", "full", "watch", size=1, mtime=1.0, sha256="beef")
     store.fail(job.id, "boom")
-    assert store.known("/b.wav", 1, 1.0, "beef") is None     # a failed job may be tried again
+    assert store.known("/b.wav", 1, 1.0, "beef").id == job.id   # the file failed: not again
+    other = store.add("/c.wav", "full", "watch", size=2, mtime=1.0, sha256="cafe")
+    store.fail(other.id, "model missing", content=False)
+    assert store.known("/c.wav", 2, 1.0, "cafe") is None     # a set-up failure may be tried again
 
 
 def test_the_database_is_in_wal_mode(tmp_path):

@@ -12,6 +12,7 @@ it cannot clip more than the loudest input channel.
 from __future__ import annotations
 
 import functools
+import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ import numpy as np
 import soundfile as sf
 
 from ..errors import AudioError
+from ..files import NotRegularFile, open_regular
 from .resample import resample
 
 ENGINE_RATE = 44100
@@ -117,8 +119,10 @@ def _check_file(path: Path, limits: Limits) -> int:
             path, f"too large ({st.st_size / 2**20:.0f} MB; the limit is {limits.max_file_mb} MB)"
         )
     try:
-        with path.open("rb") as fh:
+        with open_regular(path) as fh:
             head = fh.read(4096)
+    except NotRegularFile:
+        raise AudioError(path, "not a regular file") from None
     except OSError as exc:
         raise AudioError(path, f"cannot read ({exc.strerror})") from None
     truncation = _iff_truncation(head, st.st_size)
@@ -131,9 +135,11 @@ def incomplete_reason(path: Path) -> str | None:
     """Why a WAV/AIFF file looks unfinished (a writer may still be at work), or None. An empty
     file is not "unfinished": it fails as empty, and if content arrives later it is a new file."""
     try:
-        size = path.stat().st_size
-        with path.open("rb") as fh:
+        with open_regular(path) as fh:
+            size = os.fstat(fh.fileno()).st_size
             head = fh.read(4096)
+    except NotRegularFile:
+        return "not a regular file"
     except OSError as exc:
         return f"cannot read ({exc.strerror})"
     return _iff_truncation(head, size)

@@ -54,5 +54,7 @@ def run(args) -> int:
         else:
             engines = "cnn+demucs" if j.demucs_prob is not None and j.cnn_prob is not None else (
                 "demucs" if j.demucs_prob is not None else "cnn")
-            print(f"{when}  {j.verdict:<9} {j.probability_ai:6.3f}  {engines:<10}  {j.path}")
+            # an entry written before non-finite results were refused may hold NULL
+            prob = "     -" if j.probability_ai is None else f"{j.probability_ai:6.3f}"
+            print(f"{when}  {j.verdict or '-':<9} {prob}  {engines:<10}  {j.path}")
     return 0

@@ -8,6 +8,7 @@ import sys
 
 from .. import __version__
 from ..errors import AimusicError
+from ..logs import setup_logging
 from . import config_cmd, devices, eval_cmd, history, models, run, scan, send, status, train
 
 COMMANDS = (scan, run, send, status, history, devices, models, config_cmd, train, eval_cmd)
@@ -30,10 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, stream=sys.stderr,
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", datefmt="%Y-%m-%d %H:%M:%S",
-    )
+    setup_logging(logging.INFO)
     try:
         return int(args.func(args) or EXIT_OK)
     except AimusicError as exc:

@@ -35,4 +35,10 @@ def run(args) -> int:
     print(f"daemon    running (aimusicd {pong.args[1]} at {client.host}:{client.port})")
     print(f"queued    {queued}\nrunning   {running}\ndone      {done}\nfailed    {failed}")
     print(f"live      {'on' if live_on else 'off'}\nmodels    {models}")
+    if len(status.args) >= 12:   # daemons of this version and later
+        cnn_state, cnn_last, demucs_state, demucs_last, packets, drops = status.args[6:12]
+        for name, state, last in (("cnn", cnn_state, cnn_last), ("demucs", demucs_state, demucs_last)):
+            print(f"{name:<10}{state}; last job {last or 'none yet'}")
+        print(f"osc       {packets} packets received, "
+              + ("drops not measurable here" if drops < 0 else f"{drops} dropped by the kernel"))
     return 0

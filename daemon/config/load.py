@@ -143,6 +143,11 @@ def build_config(data: dict[str, Any], where: str) -> Config:
             values[key] = _check_value(where, f"{name}.{key}", fields[key], value)
         built[name] = section_type(**values)
     cfg = Config(**built, source=where)
+    if cfg.osc.reply_port == cfg.osc.port:
+        raise ConfigError(
+            f"{where}: [osc] reply_port ({cfg.osc.reply_port}) must differ from port: the daemon "
+            "would send its replies to itself"
+        )
     lo, hi = cfg.engines.human_threshold, cfg.engines.ai_threshold
     if lo is not None and hi is not None and lo >= hi:
         raise ConfigError(

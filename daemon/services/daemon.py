@@ -1,19 +1,24 @@
-"""The daemon: wires the store, job runner, OSC server, folder watcher and live input together."""
+"""The daemon: wires the store, job runner, OSC server, folder watcher and live input together,
+and supervises them: a dead job worker is restarted (the daemon exits 1 when that keeps failing,
+or when the OSC server or the watcher dies, so that systemd/launchd restart it), and a state
+database deleted under it is written back from the open connection."""
 
 from __future__ import annotations
 
 import fcntl
 import logging
+import math
 import os
 import signal
 import threading
+import time
 from pathlib import Path
 
 from ..analysis import Analyzer
 from ..config import Config, state_dir
 from ..config.paths import expand
 from ..engines.fusion import LIVE
-from ..errors import AimusicError, ModelError, QueueFullError
+from ..errors import AimusicError, ModelError, QueueFullError, StoreError
 from ..hashing import sha256_file
 from .jobs import JobEvent, JobRunner
 from .live import LiveMonitor
@@ -26,13 +31,15 @@ from .watcher import FolderWatcher
 log = logging.getLogger("aimusicd")
 
 STOP_GRACE_S = 3.0
+SUPERVISE_EVERY_S = 0.5
+STORE_CHECK_EVERY_S = 2.0
+EXIT_SUPERVISION = 1
 
 
 class Daemon:
     def __init__(self, cfg: Config):
         self.cfg = cfg
         self.state_dir = state_dir(cfg)
-        self.state_dir.mkdir(parents=True, exist_ok=True)
         self._lock_file = self._take_lock()
         self.store = Store(self.state_dir / "aimusicd.sqlite")
         self.analyzer = Analyzer(cfg)
@@ -40,23 +47,34 @@ class Daemon:
         self.osc = OscServer(cfg.osc) if cfg.osc.enabled else None
         if self.osc:
             Handlers(self.osc, self)
-        self.watcher = FolderWatcher(cfg.watch, self._on_file_ready) if cfg.watch.enabled else None
-        self.live: LiveMonitor | None = None
-        self._live_requesters: set[Address] = set()
         roots = cfg.osc.allowed_roots or [*cfg.watch.folders, "~"]
         self.allowed_roots = [expand(r).resolve() for r in roots]
+        self.watcher = (FolderWatcher(cfg.watch, self._on_file_ready, self.allowed_roots)
+                        if cfg.watch.enabled else None)
+        self.live: LiveMonitor | None = None
+        self._live_requesters: set[Address] = set()
         self._stop = threading.Event()
 
     def _take_lock(self):
-        fh = open(self.state_dir / "aimusicd.lock", "w")
+        """Create the state folder and hold its lock; any failure is one line naming the folder."""
+        try:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            fh = open(self.state_dir / "aimusicd.lock", "wb", buffering=0)   # close cannot re-fail
+        except OSError as exc:
+            raise AimusicError(f"state folder {self.state_dir}: cannot write there ({exc.strerror}); "
+                               "check [daemon] state_dir") from None
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             fh.close()
             raise AimusicError(
                 f"another aimusicd is already running with state folder {self.state_dir}") from None
-        fh.write(str(os.getpid()))
-        fh.flush()
+        try:
+            fh.write(str(os.getpid()).encode())
+        except OSError as exc:
+            fh.close()
+            raise AimusicError(f"state folder {self.state_dir}: cannot write there ({exc.strerror}); "
+                               "check [daemon] state_dir") from None
         return fh
 
     # -- life cycle ------------------------------------------------------------------------------
@@ -105,37 +123,74 @@ class Daemon:
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: self._stop.set())
         self.start()
-        while not self._stop.wait(0.5):
-            pass
+        code = 0
+        last_store_check = time.monotonic()
+        while not self._stop.wait(SUPERVISE_EVERY_S):
+            failure = self.supervise()
+            if failure:
+                log.critical("%s; exiting so that the service manager restarts the daemon", failure)
+                code = EXIT_SUPERVISION
+                break
+            if time.monotonic() - last_store_check > STORE_CHECK_EVERY_S:
+                last_store_check = time.monotonic()
+                self._check_store()
         if not self.stop():
             # A worker is still inside a long torch call; interpreter shutdown would abort under
             # it. Everything is committed and logged, so leave without waiting for it.
             logging.shutdown()
-            os._exit(0)
-        return 0
+            os._exit(code)
+        return code
+
+    def supervise(self) -> str | None:
+        """Restart dead job workers; the reason to exit if a service cannot be kept running."""
+        if not self.runner.check_workers():
+            return "a job worker keeps dying"
+        if self.osc and not self.osc.alive:
+            return "the OSC server thread died"
+        if self.watcher and not self.watcher.alive:
+            return "the folder watcher thread died"
+        return None
+
+    def _check_store(self) -> None:
+        try:
+            restored = self.store.restore_if_deleted()
+        except StoreError as exc:
+            log.error("%s", exc)
+            return
+        if restored is not None:
+            log.error("state database %s was deleted or replaced; wrote back its %d jobs from the "
+                      "open connection", self.store.path, restored)
 
     # -- folder watching -------------------------------------------------------------------------
     def _on_file_ready(self, path: Path) -> None:
+        """`path`: resolved, a regular file inside the allowed roots (the watcher checked)."""
         try:
             st = path.stat()
         except OSError:
             return
-        key = str(path.resolve())
-        if self.store.known(key, st.st_size, st.st_mtime, None):
-            return
+        key = str(path)
         try:
-            digest = sha256_file(path)
-        except OSError as exc:
-            log.warning("cannot read %s: %s", path, exc)
-            return
-        twin = self.store.known(key, st.st_size, st.st_mtime, digest)
-        if twin is not None:
-            log.info("skipped %s: same content as job #%d (%s)", path, twin.id, twin.path)
-            return
-        try:
+            if self.store.known(key, st.st_size, st.st_mtime, None):
+                return
+            # Too large: not worth hashing (seconds per GB); the job fails at once with the reason.
+            digest = None
+            if st.st_size <= self.cfg.engines.max_file_mb * 1024 * 1024:
+                try:
+                    digest = sha256_file(path)
+                except OSError as exc:
+                    log.warning("cannot read %s: %s", path, exc)
+                    return
+                twin = self.store.known(key, st.st_size, st.st_mtime, digest)
+                if twin is not None:
+                    if twin.state == "failed":
+                        log.info("skipped %s: the same content failed before (job #%d: %s)", path,
+                                 twin.id, twin.error)
+                    else:
+                        log.info("skipped %s: same content as job #%d (%s)", path, twin.id, twin.path)
+                    return
             self.runner.submit(key, self.cfg.watch.mode, "watch", size=st.st_size, mtime=st.st_mtime,
                                sha256=digest)
-        except QueueFullError as exc:
+        except (QueueFullError, StoreError) as exc:
             log.error("%s; it will be picked up by the next scan", exc)
 
     # -- job events -> OSC -----------------------------------------------------------------------
@@ -146,13 +201,13 @@ class Daemon:
         requester = (job.sender,) if job.sender else ()
         if event.kind == "preliminary":
             r = event.report
-            self.osc.push(osc.PRELIMINARY, job.request_id, job.reply_path, r.verdict, r.probability_ai,
-                          r.cnn.probability_ai if r.cnn else -1.0, senders=requester)
+            self.osc.push(osc.PRELIMINARY, job.request_id, job.reply_path, r.verdict,
+                          _osc_float(r.probability_ai), _osc_float(r.cnn.probability_ai if r.cnn else None),
+                          senders=requester)
         elif event.kind == "result":
-            self.osc.push(osc.RESULT, job.request_id, job.reply_path, job.verdict, job.probability_ai,
-                          -1.0 if job.cnn_prob is None else job.cnn_prob,
-                          -1.0 if job.demucs_prob is None else job.demucs_prob,
-                          job.report_path or "", senders=requester)
+            self.osc.push(osc.RESULT, job.request_id, job.reply_path, job.verdict,
+                          _osc_float(job.probability_ai), _osc_float(job.cnn_prob),
+                          _osc_float(job.demucs_prob), job.report_path or "", senders=requester)
         elif event.kind == "failed":
             self.osc.push(osc.ERROR, job.request_id, osc.ANALYZE, event.message, senders=requester)
 
@@ -196,3 +251,8 @@ class Daemon:
                 self.runner.submit(str(path), "full", "live")
             except QueueFullError as exc:
                 log.error("%s", exc)
+
+
+def _osc_float(value: float | None) -> float:
+    """What OSC promises as a float stays one: -1 where there is no finite number."""
+    return float(value) if value is not None and math.isfinite(value) else -1.0

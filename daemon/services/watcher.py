@@ -7,6 +7,10 @@ audio than the file holds is not ready yet; after INCOMPLETE_GIVE_UP_S without c
 on anyway, so that the analysis reports the truncation instead of the file silently waiting.
 
 A folder that disappears is watched again as soon as it comes back, and scanned.
+
+Before any read, a path is resolved and must be a regular file inside the allowed roots, the same
+rule as for paths from OSC (services/paths.py): a FIFO, a device, or a link that leads outside is
+refused with one log line. Links to folders are not followed by the scan.
 """
 
 from __future__ import annotations
@@ -30,7 +34,9 @@ from watchdog.observers.polling import PollingObserver
 from ..audio.decode import incomplete_reason
 from ..config.paths import expand
 from ..config.schema import WatchConfig
+from ..errors import AimusicError
 from ..files import audio_files_in, is_candidate
+from .paths import allowed_file
 
 log = logging.getLogger("aimusicd.watch")
 
@@ -38,6 +44,7 @@ QUIET_AFTER_CLOSE_S = 0.5
 INCOMPLETE_GIVE_UP_S = 120.0
 TICK_S = 0.25
 HEALTH_EVERY_S = 2.0
+MAX_REMEMBERED_REFUSALS = 10_000
 
 
 @dataclass
@@ -50,9 +57,13 @@ class _Pending:
 
 
 class FolderWatcher:
-    def __init__(self, cfg: WatchConfig, on_ready: Callable[[Path], None]):
+    """`on_ready` gets the resolved path of each finished file inside `allowed_roots`."""
+
+    def __init__(self, cfg: WatchConfig, on_ready: Callable[[Path], None], allowed_roots: list[Path]):
         self.cfg = cfg
         self.on_ready = on_ready
+        self.allowed_roots = allowed_roots
+        self._refused: dict[Path, str] = {}   # refused paths, each logged once per reason
         self.folders = [expand(f).resolve() for f in cfg.folders]
         self.use_close_events = sys.platform.startswith("linux") and not cfg.polling
         self._pending: dict[Path, _Pending] = {}
@@ -113,8 +124,27 @@ class FolderWatcher:
                 return is_candidate(path, self.cfg.patterns, self.cfg.ignore)
         return False
 
+    def admitted(self, path: Path) -> Path | None:
+        """The resolved file if it may be read (see the module docstring); else None, logged."""
+        try:
+            resolved = allowed_file(path, self.allowed_roots)
+        except AimusicError as exc:
+            reason = str(exc)
+            with self._lock:
+                if self._refused.get(path) == reason:
+                    return None
+                if len(self._refused) >= MAX_REMEMBERED_REFUSALS:
+                    self._refused.clear()
+                self._refused[path] = reason
+            if "file not found" not in reason:   # gone again before we looked: nothing to say
+                log.warning("ignored %s", reason)
+            return None
+        with self._lock:
+            self._refused.pop(path, None)
+        return resolved
+
     def note(self, path: Path, closed: bool, settled: bool = False) -> None:
-        if not self.wanted(path):
+        if not self.wanted(path) or self.admitted(path) is None:
             return
         try:
             st = path.stat()
@@ -134,13 +164,20 @@ class FolderWatcher:
                 self._pending[path].opened = True
 
     # -- the settle loop -------------------------------------------------------------------------
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
     def _run(self) -> None:
         last_health = 0.0
         while not self._stop.wait(TICK_S):
-            self._settle()
-            if time.monotonic() - last_health > HEALTH_EVERY_S:
-                last_health = time.monotonic()
-                self._check_folders()
+            try:
+                self._settle()
+                if time.monotonic() - last_health > HEALTH_EVERY_S:
+                    last_health = time.monotonic()
+                    self._check_folders()
+            except Exception:  # noqa: BLE001 - the settle loop must outlive any one bug
+                log.exception("watcher: unexpected error; going on")
 
     def _settle(self) -> None:
         now = time.monotonic()
@@ -164,12 +201,20 @@ class FolderWatcher:
                 ready = quiet >= self.cfg.settle_s
             if not ready:
                 continue
-            unfinished = incomplete_reason(path)
+            resolved = self.admitted(path)   # again: a link may have been pointed elsewhere
+            if resolved is None:
+                with self._lock:
+                    self._pending.pop(path, None)
+                continue
+            unfinished = incomplete_reason(resolved)
             if unfinished and quiet < INCOMPLETE_GIVE_UP_S:
                 continue   # e.g. the header is rewritten at the end of a render
             with self._lock:
                 self._pending.pop(path, None)
-            self.on_ready(path)
+            try:
+                self.on_ready(resolved)
+            except Exception:  # noqa: BLE001 - one file must not stop the watcher
+                log.exception("cannot hand on %s", path)
 
     def _check_folders(self) -> None:
         for folder, current in list(self._watches.items()):

@@ -19,9 +19,19 @@ READY_LINE = "aimusicd ready"
 
 
 def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_udp_ports(1)[0]
+
+
+def free_udp_ports(n: int) -> list[int]:
+    """n different free ports (held open together while they are chosen)."""
+    socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 def _toml(value: Any) -> str:
@@ -98,8 +108,7 @@ class DaemonProcess:
         self.root = root
         self.inbox = root / "inbox"
         self.state = root / "state"
-        self.port = free_udp_port()
-        self.reply_port = free_udp_port()
+        self.port, self.reply_port = free_udp_ports(2)
         config: dict[str, dict[str, Any]] = {
             "daemon": {"state_dir": str(self.state), "log_level": "debug"},
             "watch": {"folders": [str(self.inbox)], "mode": "cnn", "settle_s": 1.0},

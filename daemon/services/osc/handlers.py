@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
-import os
-from pathlib import Path
+import time
 from typing import TYPE_CHECKING, Any
 
 from ... import __version__
 from ...config import MODES
 from ...errors import AimusicError
+from ..paths import allowed_file
 from .protocol import (
-    ANALYZE, LIVE_START, LIVE_STATE, LIVE_STATS, LIVE_STATS_REPLY, LIVE_STOP, NO_REQUEST, PING, PONG,
-    QUEUED, STATUS, STATUS_REPLY, SUBSCRIBE, SUBSCRIBED, UNSUBSCRIBE, UNSUBSCRIBED, Message,
+    ANALYZE, INT32, LIVE_START, LIVE_STATE, LIVE_STATS, LIVE_STATS_REPLY, LIVE_STOP, NO_REQUEST, PING,
+    PONG, QUEUED, STATUS, STATUS_REPLY, SUBSCRIBE, SUBSCRIBED, UNSUBSCRIBE, UNSUBSCRIBED, Message,
 )
 from .server import Address, OscServer, RequestError
 
@@ -53,6 +54,9 @@ class Handlers:
             req = _int(args[1])
             if req is None:
                 raise RequestError(NO_REQUEST, f"request id must be an int, got {args[1]!r}")
+            if not INT32[0] <= req <= INT32[1]:   # replies echo it as an OSC int
+                raise RequestError(NO_REQUEST, f"request id {req} does not fit a 32-bit OSC int "
+                                               f"({INT32[0]} to {INT32[1]})")
         if not args or not isinstance(args[0], str) or not args[0]:
             raise RequestError(req, "usage: /aimusic/analyze s:path [i:request_id] [s:mode]")
         mode = args[2] if len(args) >= 3 else self.daemon.cfg.engines.mode
@@ -69,29 +73,29 @@ class Handlers:
             raise RequestError(req, str(exc)) from None
         self.server.reply(sender, QUEUED, job.request_id, job.reply_path)
 
-    def _allowed_path(self, raw: str, req: int) -> Path:
-        if not os.path.isabs(raw):
-            raise RequestError(req, f"{raw}: the path must be absolute")
+    def _allowed_path(self, raw: str, req: int):
         try:
-            path = Path(raw).resolve(strict=True)   # symlinks resolved before the roots check
-        except (FileNotFoundError, NotADirectoryError):
-            raise RequestError(req, f"{raw}: file not found") from None
-        except (OSError, RuntimeError) as exc:
-            raise RequestError(req, f"{raw}: cannot resolve ({exc})") from None
-        roots = self.daemon.allowed_roots
-        if not any(path.is_relative_to(root) for root in roots):
-            raise RequestError(req, f"{raw}: outside the allowed roots ({', '.join(map(str, roots))})")
-        if not path.is_file():
-            raise RequestError(req, f"{raw}: not a regular file")
-        return path
+            return allowed_file(raw, self.daemon.allowed_roots)
+        except AimusicError as exc:
+            raise RequestError(req, str(exc)) from None
 
     def status(self, msg: Message, sender: Address) -> None:
-        counts = self.daemon.store.counts()
+        try:
+            counts = self.daemon.store.counts()
+        except AimusicError as exc:
+            raise RequestError(NO_REQUEST, str(exc)) from None
         live = self.daemon.live
+        workers = self.daemon.runner.health()
+        per_worker = []
+        for stage in ("cnn", "demucs"):
+            h = workers[stage]
+            last = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(h.last_done)) if h.last_done else ""
+            per_worker += [h.state, last]
         self.server.reply(
             sender, STATUS_REPLY, counts["queued"], counts["running"], counts["done"],
             int(bool(live and live.active)), counts["failed"],
             ",".join(self.daemon.analyzer.loaded_models()) or "none",
+            *per_worker, self.server.packets, -1 if self.server.drops is None else self.server.drops,
         )
 
     def live_start(self, msg: Message, sender: Address) -> None:
@@ -118,15 +122,27 @@ class Handlers:
                           s.latency_p99_ms, s.overflows)
 
     def _subscriber(self, msg: Message, sender: Address) -> Address:
-        """The explicit host and port, or else where replies to this sender go (its reply port)."""
+        """The explicit host and port, or else where replies to this sender go (its reply port).
+        The host must be an IP address (no name to resolve) inside [osc] allowed_senders, and the
+        target not this server itself (a subscription to itself would loop)."""
         if not msg.args:
-            return self.server.reply_targets(sender)[0]
-        if len(msg.args) != 2 or not isinstance(msg.args[0], str) or _int(msg.args[1]) is None:
-            raise RequestError(NO_REQUEST, f"usage: {msg.address} [s:host i:port]")
-        port = _int(msg.args[1])
-        if not 0 < port < 65536:
-            raise RequestError(NO_REQUEST, f"port {port} out of range")
-        return (msg.args[0], port)
+            target = self.server.reply_targets(sender)[0]
+        else:
+            if len(msg.args) != 2 or not isinstance(msg.args[0], str) or _int(msg.args[1]) is None:
+                raise RequestError(NO_REQUEST, f"usage: {msg.address} [s:host i:port]")
+            host, port = msg.args[0], _int(msg.args[1])
+            if not 0 < port < 65536:
+                raise RequestError(NO_REQUEST, f"port {port} out of range")
+            try:
+                ipaddress.ip_address(host)
+            except ValueError:
+                raise RequestError(NO_REQUEST, f"host {host!r} is not an IP address") from None
+            if not self.server.allowed_sender(host):
+                raise RequestError(NO_REQUEST, f"host {host} is outside [osc] allowed_senders")
+            target = (host, port)
+        if msg.address == SUBSCRIBE and self.server.is_own_address(target):
+            raise RequestError(NO_REQUEST, f"{target[0]}:{target[1]} is this daemon's own address")
+        return target
 
     def subscribe(self, msg: Message, sender: Address) -> None:
         target = self._subscriber(msg, sender)

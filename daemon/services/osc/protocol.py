@@ -19,6 +19,9 @@ LIVE_STATS, LIVE_STATS_REPLY = "/aimusic/live/stats", "/aimusic/live/stats.reply
 SUBSCRIBE, UNSUBSCRIBE = "/aimusic/subscribe", "/aimusic/unsubscribe"
 SUBSCRIBED, UNSUBSCRIBED = "/aimusic/subscribed", "/aimusic/unsubscribed"
 ERROR = "/aimusic/error"
+REPLIES = frozenset({PONG, QUEUED, PRELIMINARY, RESULT, STATUS_REPLY, LIVE_STATE, LIVE_SCORE,
+                     LIVE_ALERT, LIVE_STATS_REPLY, SUBSCRIBED, UNSUBSCRIBED, ERROR})
+INT32 = (-2**31, 2**31 - 1)   # an OSC int ("i") is 32 bits
 NO_REQUEST = -1   # request id in errors that belong to no request (e.g. a malformed packet)
 
 
