@@ -10,9 +10,9 @@ VERDICT_WORDS = {"ai": "AI-generated", "human": "human-made", "uncertain": "unce
 
 def thresholds_in_words(view: ReportView) -> str:
     ai, human = view.ai_threshold, view.human_threshold
-    return (f"A file is called AI-generated at a probability of {ai:.2f} or more and human-made at "
-            f"{human:.2f} or less; in between the evidence is not strong enough either way and the "
-            "verdict is uncertain. The thresholds were set on held-out human music so that about "
+    return (f"A file is called AI-generated at a probability of {ai:.3g} or more and human-made at "
+            f"{human:.3g} or less; in between the evidence is not strong enough either way and the "
+            "verdict is uncertain. The shipped thresholds were set on held-out human music so that about "
             "1 in 100 human tracks at most is called AI-generated.")
 
 
@@ -39,9 +39,9 @@ def sentences(view: ReportView) -> list[str]:
 
 def _verdict_sentence(view: ReportView) -> str:
     p = view.probability
-    where = (f"at or above the AI threshold {view.ai_threshold:.2f}" if view.verdict == "ai" else
-             f"at or below the human threshold {view.human_threshold:.2f}" if view.verdict == "human" else
-             f"between the human ({view.human_threshold:.2f}) and AI ({view.ai_threshold:.2f}) thresholds")
+    where = (f"at or above the AI threshold {view.ai_threshold:.3g}" if view.verdict == "ai" else
+             f"at or below the human threshold {view.human_threshold:.3g}" if view.verdict == "human" else
+             f"between the human ({view.human_threshold:.3g}) and AI ({view.ai_threshold:.3g}) thresholds")
     return f"Verdict {VERDICT_WORDS.get(view.verdict, view.verdict)}: the probability of AI is {p:.2f}, {where}."
 
 
