@@ -19,6 +19,7 @@ from .metrics import Scores, score_all
 
 if TYPE_CHECKING:
     from ..analysis import Analyzer
+    from ..report import Report
 
 # "cnn+img" is the CNN with the image score (the path files take before Demucs). "cnn-sub" is the
 # CNN on exactly the examples of the "fused" row, when Demucs measured only some of them: fused
@@ -101,9 +102,11 @@ def folder_items(human: Path, ai: Path, patterns: list[str], ignore: list[str],
 
 
 def evaluate_folders(analyzer: Analyzer, items: list[FolderItem], conditions: list[CodecSpec],
-                     with_demucs: bool, work: Path, log: Callable[[str], None]) -> list[Row]:
+                     with_demucs: bool, work: Path, log: Callable[[str], None],
+                     on_report: Callable[[str, FolderItem, Report], None] | None = None) -> list[Row]:
     """Every file under every condition, through the real analysis path (files on disk, as a
-    user would deliver them); the engines' evidence is then fused exactly as in the daemon."""
+    user would deliver them); the engines' evidence is then fused exactly as in the daemon.
+    `on_report(condition, item, report)` sees each analysis (the ROC plot of `aimusicd eval`)."""
     mode = "full" if with_demucs else "cnn"
     by_condition: dict[str, FusionData] = {}
     for condition in conditions:
@@ -118,6 +121,8 @@ def evaluate_folders(analyzer: Analyzer, items: list[FolderItem], conditions: li
                 failures += 1
                 log(f"  skipped: {exc}")
                 continue
+            if on_report is not None:
+                on_report(_name(condition), item, report)
             demucs = report.demucs.logit if report.demucs.ran else np.nan
             rows.append((report.cnn.logit, demucs, Delivery.of(report.codec), item.label,
                          report.images.score))
