@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import io
 import textwrap
+import threading
 
 import numpy as np
+from matplotlib import rc_context
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
@@ -19,6 +21,8 @@ COLOURS = {"ai": "#c0392b", "human": "#2e7d32", "uncertain": "#d99a00"}
 WAVE = "#9aa5b1"
 PNG_SIZE_IN = (12.0, 10.0)
 PNG_DPI = 100                    # so a PNG is 1200 x 1000 pixels
+# matplotlib's text layout and font caches are shared between figures: one drawing at a time.
+DRAW_LOCK = threading.Lock()
 PANEL_SIZE_IN = {"timeline": (11.0, 3.2), "fingerprint": (5.4, 3.0), "demucs": (5.4, 3.0),
                  "evidence": (5.4, 2.6)}
 
@@ -184,8 +188,15 @@ def panel_svg(view: ReportView, panel: str) -> str:
     """One panel as an SVG element to inline in a page (text drawn as paths: no fonts needed)."""
     fig = Figure(figsize=PANEL_SIZE_IN[panel], layout="constrained")
     PANELS[panel](fig.add_subplot(), view)
+    return svg_element(fig)
+
+
+def svg_element(fig: Figure) -> str:
+    """The figure as an inline <svg> element. Text stays text (the page's sans-serif draws it), so
+    it can be selected, searched and read by screen readers."""
     buf = io.StringIO()
-    fig.savefig(buf, format="svg", metadata={"Date": None})
+    with rc_context({"svg.fonttype": "none"}):
+        fig.savefig(buf, format="svg", metadata={"Date": None})
     svg = buf.getvalue()
     return svg[svg.index("<svg"):]
 

@@ -4,7 +4,6 @@ same for `aimusicd report` and the dashboard."""
 from __future__ import annotations
 
 import math
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,8 +15,6 @@ from .view import ReportView
 
 _env = Environment(loader=PackageLoader("daemon.reporting", "templates"),
                    autoescape=select_autoescape(("html", "j2")), trim_blocks=True, lstrip_blocks=True)
-# matplotlib's text layout caches are shared between figures: one drawing at a time.
-_draw_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -37,7 +34,7 @@ class IndexEntry:
 
 
 def report_html(view: ReportView, nav: list[Link] | None = None) -> str:
-    with _draw_lock:
+    with figures.DRAW_LOCK:
         charts = {name: Markup(figures.panel_svg(view, name)) for name in figures.PANELS}
     return _env.get_template("report.html.j2").render(
         v=view, charts=charts, sentences=explain.sentences(view),
@@ -48,7 +45,7 @@ def report_html(view: ReportView, nav: list[Link] | None = None) -> str:
 
 
 def report_png(view: ReportView) -> bytes:
-    with _draw_lock:
+    with figures.DRAW_LOCK:
         return figures.report_png(view)
 
 

@@ -3,7 +3,6 @@ page) and ROC curves per codec condition (`aimusicd eval --plot`)."""
 
 from __future__ import annotations
 
-import io
 from collections import Counter
 from datetime import date, datetime
 from pathlib import Path
@@ -14,7 +13,7 @@ from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num
 from matplotlib.figure import Figure
 
 from ..services.store import Job
-from .figures import COLOURS
+from .figures import COLOURS, DRAW_LOCK, svg_element
 
 FAILED_COLOUR = "#6b7785"
 ORDER = ("ai", "uncertain", "human", "failed")
@@ -59,10 +58,8 @@ def verdict_timeline(jobs: Iterable[Job], size_in: tuple[float, float] = (10.0, 
 
 
 def verdict_timeline_svg(jobs: Sequence[Job]) -> str:
-    buf = io.StringIO()
-    verdict_timeline(jobs).savefig(buf, format="svg", metadata={"Date": None})
-    svg = buf.getvalue()
-    return svg[svg.index("<svg"):]
+    with DRAW_LOCK:
+        return svg_element(verdict_timeline(jobs))
 
 
 def roc_points(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
