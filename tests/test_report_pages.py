@@ -83,6 +83,7 @@ def aimusicd(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 EXPECTED_PNG = (int(figures.PNG_SIZE_IN[0] * figures.PNG_DPI), int(figures.PNG_SIZE_IN[1] * figures.PNG_DPI))
 
 
+@pytest.mark.slow
 def test_report_on_files_in_several_formats_writes_parsed_pages_pngs_and_an_index(fixtures_dir, tmp_path):
     src = tmp_path / "in"
     src.mkdir()
@@ -109,6 +110,7 @@ def test_report_on_files_in_several_formats_writes_parsed_pages_pngs_and_an_inde
     assert f'href="{FORMATS[0]}.html"' in (tmp_path / "pages" / "index.html").read_text()
 
 
+@pytest.mark.slow
 def test_report_of_one_existing_json_goes_where_asked(fixtures_dir, tmp_path):
     audio = tmp_path / "mix.flac"
     shutil.copy(fixtures_dir / "good" / "music.flac", audio)
