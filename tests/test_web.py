@@ -18,14 +18,16 @@ import soundfile as sf
 from daemon.config import load_config
 from daemon.errors import ConfigError
 from support.audio import music
-from support.web import add_off_loopback_address, free_tcp_port, remove_off_loopback_address, request
+from support.web import free_tcp_port, request
 
 FILES = ("a/one.wav", "a/two.wav", "a/three.wav", "b/four.wav", "b/five.wav", "b/six.flac")
 
 
-def web_daemon(daemon, host: str = "127.0.0.1", **web):
+def web_daemon(daemon, host: str = "127.0.0.1", **sections):
+    """A daemon with its dashboard on a free port; d.url is where to reach it."""
     port = free_tcp_port(host if host != "0.0.0.0" else "127.0.0.1")
-    d = daemon(web={"enabled": True, "host": host, "port": port, **web})
+    web = {"enabled": True, "host": host, "port": port, **sections.pop("web", {})}
+    d = daemon(web=web, **sections)
     d.url = f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}"
     return d
 
@@ -45,7 +47,7 @@ def names(html: str) -> list[str]:
 
 
 def test_history_filters_sorts_pages_and_exports(daemon):
-    d = web_daemon(daemon, page_size=5)
+    d = web_daemon(daemon, web={"page_size": 5})
     for seed, name in enumerate(FILES):
         drop(d, name, seed)
     jobs = d.wait_jobs(lambda j: len(j) == 6 and all(x["state"] == "done" for x in j), 60, "six results")
@@ -114,17 +116,8 @@ def test_dashboard_reads_nothing_outside_its_roots(daemon, tmp_path):
     assert d.alive()
 
 
-@pytest.fixture
-def off_loopback():
-    """A non-loopback address of this machine when one can be made (root), else 0.0.0.0."""
-    address = add_off_loopback_address()
-    yield address or "0.0.0.0"
-    if address:
-        remove_off_loopback_address(address)
-
-
 def test_off_loopback_every_request_needs_the_token(daemon, off_loopback):
-    d = web_daemon(daemon, host=off_loopback, token="s3cret-token")
+    d = web_daemon(daemon, host=off_loopback, web={"token": "s3cret-token"})
     assert "token required" in d.log()
     for path in ("/history", "/report?path=/etc/passwd", "/live/events", "/history.csv"):
         refused = request(d.url + path)

@@ -167,8 +167,11 @@ def create_app(host: DashboardHost, feed: LiveFeed, stopping: threading.Event) -
     async def live_start(request: Request) -> Response:
         if not _same_origin(request):
             return JSONResponse({"error": "cross-site request refused"}, 403)
-        form = await request.form()
-        device = str(form.get("device") or "").strip() or None
+        body = await request.body()
+        try:
+            device = str(json.loads(body).get("device") or "").strip() or None if body else None
+        except (ValueError, AttributeError):
+            return JSONResponse({"active": False, "error": 'expected JSON such as {"device": "system"}'}, 400)
         try:
             await asyncio.get_running_loop().run_in_executor(None, host.start_live, device)
         except AimusicError as exc:
