@@ -42,14 +42,15 @@ def jack(tmp_path):
     server.stop()
 
 
-def screenshot(browser, name: str, tmp_path: Path) -> None:
+def screenshot(browser, name: str, tmp_path: Path, for_readme: bool = True) -> None:
     """The whole page (the window is fitted to it first), checked not to be blank."""
-    height = browser.execute_script("return document.documentElement.scrollHeight")
-    browser.set_window_size(WINDOW[0], max(480, min(int(height) + 140, 3000)))
+    height = browser.execute_script(
+        "return document.querySelector('main').getBoundingClientRect().bottom + window.scrollY")
+    browser.set_window_size(WINDOW[0], max(480, min(int(height) + 100, 3000)))
     png = browser.get_screenshot_as_png()
     browser.set_window_size(*WINDOW)
     assert_not_blank(png, name)
-    for folder in (tmp_path, *([Path(SHOTS)] if SHOTS else [])):
+    for folder in (tmp_path, *([Path(SHOTS)] if SHOTS and for_readme else [])):
         folder.mkdir(parents=True, exist_ok=True)
         (folder / f"{name}.png").write_bytes(png)
 
@@ -136,5 +137,5 @@ def test_browser_without_the_token_is_refused_off_loopback(daemon, browser, off_
     assert browser.current_url == f"{d.url}/history" and browser.title == "aimusicd: history"
     browser.get(f"{d.url}/queue")                       # the cookie carries the token from now on
     assert browser.title == "aimusicd: queue and models"
-    screenshot(browser, "token-queue", tmp_path)
+    screenshot(browser, "token-queue", tmp_path, for_readme=False)
     browser.delete_all_cookies()

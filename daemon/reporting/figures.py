@@ -135,12 +135,10 @@ def draw_demucs(ax: Axes, view: ReportView) -> None:
     if drawn_range:
         ax.plot([], [], color=COLOURS["human"], linewidth=7, alpha=0.3, label="human music, 5-95 %")
     ax.set_yticks(y, [b[1] for b in bands], fontsize=8)
-    ax.invert_yaxis()
-    ax.set_xlabel("residual / mix (dB)")
-    ax.legend(loc="lower right", fontsize=7, framealpha=0.85)
-    if not drawn_range:
-        ax.text(0.01, 0.02, "no human reference shipped with these models", transform=ax.transAxes,
-                fontsize=7, color="#555")
+    ax.set_ylim(len(bands) - 0.4, -0.6)
+    ax.margins(x=0.08)
+    ax.set_xlabel("residual / mix (dB)" + ("" if drawn_range else "; no human reference shipped with these models"))
+    ax.legend(loc="best", fontsize=7, framealpha=0.85)
 
 
 def draw_evidence(ax: Axes, view: ReportView) -> None:

@@ -65,7 +65,8 @@ class DashboardHost:
                                              f"human <= {fusion.human_threshold:.3g}"))
         demucs = analyzer.demucs if "demucs" in loaded else None
         rows.append(ModelRow("Demucs", demucs is not None,
-                             f"{demucs.model_name} on {demucs.separator.device}, {demucs.excerpts} excerpts"
+                             f"{demucs.model_name} on {demucs.separator.device}, "
+                             f"{demucs.excerpts} excerpt{'s' if demucs.excerpts != 1 else ''} per file"
                              if demucs else "loaded on first use"))
         return rows
 
