@@ -9,6 +9,8 @@ import io
 import json
 import re
 import shutil
+import threading
+import time
 from datetime import date, timedelta
 from urllib.parse import quote, urlencode
 
@@ -85,6 +87,15 @@ def test_history_filters_sorts_pages_and_exports(daemon):
     png = request(f"{d.url}/report/{job['id']}.png")
     assert png.status == 200 and png.headers["content-type"] == "image/png"
     assert request(f"{d.url}/report/9999").status == 404
+
+    # Drawing pages must not hold up the OSC server: a ping is answered while PNGs are drawn.
+    drawing = threading.Thread(target=lambda: [request(f"{d.url}/report/{job['id']}.png") for _ in range(6)])
+    drawing.start()
+    time.sleep(0.3)
+    d.send("/aimusic/ping")
+    d.client.wait_for("/aimusic/pong", 2.0)
+    assert drawing.is_alive(), "the pictures were drawn before the ping: the check proved nothing"
+    drawing.join()
 
     queue = request(f"{d.url}/queue")
     assert queue.status == 200 and 'data-state="done">6<' in queue.body and "CNN" in queue.body
