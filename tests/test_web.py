@@ -87,6 +87,7 @@ def test_history_filters_sorts_pages_and_exports(daemon):
     png = request(f"{d.url}/report/{job['id']}.png")
     assert png.status == 200 and png.headers["content-type"] == "image/png"
     assert request(f"{d.url}/report/9999").status == 404
+    assert request(f"{d.url}/report/{job['id']}.exe").status == 404
 
     # Drawing pages must not hold up the OSC server: a ping is answered while PNGs are drawn.
     drawing = threading.Thread(target=lambda: [request(f"{d.url}/report/{job['id']}.png") for _ in range(6)])

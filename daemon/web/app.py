@@ -101,6 +101,9 @@ def create_app(host: DashboardHost, feed: LiveFeed, stopping: threading.Event) -
                                  headers={"Content-Disposition": 'attachment; filename="aimusicd-history.csv"'})
 
     def report_for_job(request: Request) -> Response:
+        fmt = request.path_params.get("fmt", "html")
+        if fmt not in ("html", "png"):
+            return message(request, 404, f"no .{fmt} form of a report: .html or .png")
         job = reader.job(request.path_params["job_id"])
         if job is None:
             return message(request, 404, f"no job #{request.path_params['job_id']}")
@@ -108,7 +111,7 @@ def create_app(host: DashboardHost, feed: LiveFeed, stopping: threading.Event) -
             why = job.error if job.state == "failed" else f"job #{job.id} is {job.state}" \
                 if job.state != "done" else f"no report was written for job #{job.id}"
             return message(request, 404, why)
-        return render_report(request, Path(job.report_path), request.path_params.get("fmt", "html"))
+        return render_report(request, Path(job.report_path), fmt)
 
     def report_by_path(request: Request) -> Response:
         raw = request.query_params.get("path", "")
@@ -151,7 +154,7 @@ def create_app(host: DashboardHost, feed: LiveFeed, stopping: threading.Event) -
         async def stream():
             sent_seq, sent_active, quiet = -1, None, 0.0
             while not stopping.is_set() and not await request.is_disconnected():
-                latest, active = feed.latest(), host.live().active
+                latest, active = feed.latest(), host.live_active()
                 if (latest and latest.seq != sent_seq) or active != sent_active:
                     payload = {"active": active, **(latest.to_dict() if latest else {})}
                     sent_seq, sent_active, quiet = latest.seq if latest else -1, active, 0.0

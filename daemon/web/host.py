@@ -77,6 +77,10 @@ class DashboardHost:
         s = live.stats()
         return LiveState(True, s.device, s.scores, s.overflows, s.latency_p50_ms, s.latency_p99_ms)
 
+    def live_active(self) -> bool:
+        live = self._daemon.live
+        return live is not None and live.active
+
     def start_live(self, device: str | None) -> None:
         self._daemon.start_live(device, requester=None)
 
