@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PRESET ?= default
 
-.PHONY: install run test test-fast models train train-quick bench clean
+.PHONY: install run test test-fast models train train-quick bench screenshots clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,7 @@ test: models
 	$(BIN)/python -m pytest
 
 test-fast: install
-	$(BIN)/python -m pytest -m "not weights and not jack and not slow"
+	$(BIN)/python -m pytest -m "not weights and not jack and not slow and not browser"
 
 train: models
 	$(BIN)/aimusicd train
@@ -37,6 +37,10 @@ train-quick: models
 bench: models
 	$(BIN)/python benchmarks/scan.py
 	$(BIN)/python benchmarks/live.py
+
+# The README's dashboard pictures, taken by the browser tests (full analyses, so Demucs shows too)
+screenshots: models
+	AIMUSICD_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest tests/test_browser.py -q
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -92,4 +92,16 @@ def wav(tmp_path):
     return write
 
 
+@pytest.fixture
+def off_loopback():
+    """A non-loopback address of this machine for the dashboard when one can be made (root adds a
+    TEST-NET address to lo, removed afterwards), else 0.0.0.0 (reached through 127.0.0.1)."""
+    from support.web import add_off_loopback_address, remove_off_loopback_address
+
+    address = add_off_loopback_address()
+    yield address or "0.0.0.0"
+    if address:
+        remove_off_loopback_address(address)
+
+
 os.environ.setdefault("PYTHONUNBUFFERED", "1")

@@ -30,6 +30,8 @@ def add_parser(sub) -> None:
     p.add_argument("--demucs-excerpts", type=int, help="excerpts per file (default: [engines])")
     p.add_argument("--limit", type=int, help="at most this many files per folder")
     p.add_argument("--json", action="store_true", help="print the table as JSON")
+    p.add_argument("--plot", type=Path, metavar="OUT",
+                   help="also write a PNG of the ROC curves (the reported P(AI)) per codec condition")
     add_preset_argument(p)
     p.set_defaults(func=run)
 
@@ -50,8 +52,22 @@ def run(args) -> int:
 
     log(f"{sum(i.label == 0 for i in items)} human and {sum(i.label == 1 for i in items)} AI files, "
         f"{len(chosen)} conditions")
+    scores: dict[str, list[tuple[int, float]]] = {}
+
+    def keep(condition: str, item, report) -> None:
+        scores.setdefault(condition, []).append((item.label, report.probability_ai))
+
     with tempfile.TemporaryDirectory(prefix="aimusicd-eval-") as work:
-        rows = evaluate_folders(Analyzer(cfg), items, chosen, args.engines == "both", Path(work), log)
+        rows = evaluate_folders(Analyzer(cfg), items, chosen, args.engines == "both", Path(work), log,
+                                on_report=keep if args.plot else None)
+    if args.plot:
+        import numpy as np
+
+        from ..reporting.plots import roc_figure, save_png
+
+        curves = {c: (np.array([y for y, _ in v]), np.array([p for _, p in v])) for c, v in scores.items()}
+        engine = "fused (full)" if args.engines == "both" else "cnn+img"
+        log(f"plot: {save_png(roc_figure(curves, engine), args.plot)}")
     if args.json:
         print(json.dumps([r.to_dict() for r in rows], indent=2))
     else:

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import time
 from datetime import datetime
+from pathlib import Path
 
 from ..config import load_config, state_dir
 from ..errors import AimusicError
 from ..services.store import Store
 from .common import add_preset_argument
 
+PLOT_LIMIT = 1_000_000
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
@@ -32,6 +35,8 @@ def add_parser(sub) -> None:
     p.add_argument("--limit", type=int, default=50)
     p.add_argument("--failed", action="store_true", help="only failed jobs")
     p.add_argument("--json", action="store_true", help="JSON array of the jobs")
+    p.add_argument("--plot", type=Path, metavar="OUT",
+                   help="also write a PNG of the verdicts per day (all jobs since --since, not just --limit)")
     add_preset_argument(p)
     p.set_defaults(func=run)
 
@@ -41,9 +46,16 @@ def run(args) -> int:
     db = state_dir(cfg) / "aimusicd.sqlite"
     if not db.exists():
         print("[]" if args.json else f"no history yet ({db})")
-        return 0
+        return 1 if args.plot else 0
     since = parse_since(args.since) if args.since else None
-    jobs = Store(db).history(since, args.limit, ("failed",) if args.failed else ("done", "failed"))
+    states = ("failed",) if args.failed else ("done", "failed")
+    store = Store(db)
+    jobs = store.history(since, args.limit, states)
+    if args.plot:
+        from ..reporting.plots import save_png, verdict_timeline
+
+        every = store.history(since, PLOT_LIMIT, states)
+        print(f"plot: {save_png(verdict_timeline(every), args.plot)} ({len(every)} jobs)", file=sys.stderr)
     if args.json:
         print(json.dumps([j.to_dict() for j in jobs], indent=2))
         return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import tomllib
 from importlib import resources
@@ -153,7 +154,20 @@ def build_config(data: dict[str, Any], where: str) -> Config:
         raise ConfigError(
             f"{where}: [engines] human_threshold ({lo}) must be below ai_threshold ({hi})"
         )
+    if cfg.web.enabled and not cfg.web.token and not is_loopback(cfg.web.host):
+        raise ConfigError(
+            f"{where}: [web] host {cfg.web.host!r} is not a loopback address; set [web] token so "
+            "that only those who know it can see the dashboard")
     return cfg
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def load_config(preset: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:

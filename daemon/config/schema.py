@@ -98,6 +98,15 @@ class ReportsConfig:
 
 
 @dataclass
+class WebConfig:
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = opt(9433, min=0, max=65535)
+    token: str = ""               # required when host is not a loopback address
+    page_size: int = opt(50, min=5, max=1000)
+
+
+@dataclass
 class Config:
     daemon: DaemonConfig = field(default_factory=DaemonConfig)
     watch: WatchConfig = field(default_factory=WatchConfig)
@@ -107,4 +116,5 @@ class Config:
     jobs: JobsConfig = field(default_factory=JobsConfig)
     models: ModelsConfig = field(default_factory=ModelsConfig)
     reports: ReportsConfig = field(default_factory=ReportsConfig)
+    web: WebConfig = field(default_factory=WebConfig)
     source: str = field(default="<defaults>", metadata={"internal": True})

@@ -54,6 +54,12 @@ class Daemon:
         self.live: LiveMonitor | None = None
         self._live_requesters: set[Address] = set()
         self._stop = threading.Event()
+        self.web = None
+        if cfg.web.enabled:
+            from ..web.host import DashboardHost
+            from ..web.server import WebServer   # here: the web stack loads only when it is wanted
+
+            self.web = WebServer(cfg.web, DashboardHost(self))
 
     def _take_lock(self):
         """Create the state folder and hold its lock; any failure is one line naming the folder."""
@@ -94,6 +100,12 @@ class Daemon:
         if self.osc:
             self.osc.start()
         self.runner.start()
+        if self.web:
+            try:
+                self.web.start()
+            except AimusicError as exc:
+                log.error("%s; the daemon runs without it", exc)
+                self.web = None
         if self.watcher:
             self.watcher.start()
         if self.cfg.live.enabled:
@@ -110,6 +122,8 @@ class Daemon:
         if self.watcher:
             self.watcher.stop()
         self.stop_live()
+        if self.web:
+            self.web.stop()
         if self.osc:
             self.osc.stop()
         finished = self.runner.stop(STOP_GRACE_S)
@@ -237,6 +251,8 @@ class Daemon:
         self._live_requesters.clear()
 
     def _on_live_score(self, p: float, smoothed: float, verdict: str) -> None:
+        if self.web:
+            self.web.live.publish(p, smoothed, verdict)
         if self.osc:
             self.osc.push(osc.LIVE_SCORE, p, smoothed, verdict, senders=tuple(self._live_requesters))
 

@@ -19,6 +19,7 @@ from .metrics import Scores, score_all
 
 if TYPE_CHECKING:
     from ..analysis import Analyzer
+    from ..report import Report
 
 # "cnn+img" is the fast pass files take before Demucs: the CNN with the image score, and the
 # generator fingerprints (a match is an "ai" verdict; their logit bounds where "human" may be
@@ -128,9 +129,11 @@ def folder_items(human: Path, ai: Path, patterns: list[str], ignore: list[str],
 
 
 def evaluate_folders(analyzer: Analyzer, items: list[FolderItem], conditions: list[CodecSpec],
-                     with_demucs: bool, work: Path, log: Callable[[str], None]) -> list[Row]:
+                     with_demucs: bool, work: Path, log: Callable[[str], None],
+                     on_report: Callable[[str, FolderItem, Report], None] | None = None) -> list[Row]:
     """Every file under every condition, through the real analysis path (files on disk, as a
-    user would deliver them); the engines' evidence is then fused exactly as in the daemon."""
+    user would deliver them); the engines' evidence is then fused exactly as in the daemon.
+    `on_report(condition, item, report)` sees each analysis (the ROC plot of `aimusicd eval`)."""
     mode = "full" if with_demucs else "cnn"
     by_condition: dict[str, FusionData] = {}
     for condition in conditions:
@@ -145,6 +148,8 @@ def evaluate_folders(analyzer: Analyzer, items: list[FolderItem], conditions: li
                 failures += 1
                 log(f"  skipped: {exc}")
                 continue
+            if on_report is not None:
+                on_report(_name(condition), item, report)
             demucs = report.demucs.logit if report.demucs.ran else np.nan
             fp = report.fingerprint
             best = fp.best_logit if fp and fp.best_logit is not None else np.nan
