@@ -40,3 +40,7 @@ class QueueFullError(AimusicError):
 
 class DeviceError(AimusicError):
     """An audio input device cannot be found or opened."""
+
+
+class BatchError(AimusicError):
+    """A batch cannot run: Ray missing or unreachable, the cluster lacks what the run asks for."""
