@@ -97,6 +97,10 @@ class RayExecutor:
             raise BatchError('engines.demucs_device is "cuda" but the Ray cluster has no GPU')
         return device in ("auto", "cuda") and self.gpus > 0
 
+    def _pool(self, most: int):
+        """Ray Data grows the pool from one actor as the work backs up."""
+        return self.ray.data.ActorPoolStrategy(min_size=1, max_size=most)
+
     def _items(self, rows: list[dict]):
         # small blocks: a lost worker costs a retry of a few files, and actors share the work evenly
         return self.ray.data.from_items(rows, override_num_blocks=min(len(rows), 10_000))
@@ -113,11 +117,11 @@ class RayExecutor:
         ds = self._items([{"file": f, "sha256": s} for f, s in todo]).map(
             FastActor, fn_constructor_kwargs={"cfg": self.cfg, "mode": self.mode,
                                               "make_analyzer": self.make_analyzer},
-            concurrency=(1, self.cpus), num_cpus=1)
+            compute=self._pool(self.cpus), num_cpus=1)
         if self.mode != "cnn":
             resources = {"num_gpus": 1} if self._demucs_on_gpus() else {"num_cpus": 1}
             ds = ds.map(DemucsActor, fn_constructor_kwargs={"cfg": self.cfg, "make_analyzer": self.make_analyzer},
-                        concurrency=(1, self.gpus if "num_gpus" in resources else self.cpus), **resources)
+                        compute=self._pool(self.gpus if "num_gpus" in resources else self.cpus), **resources)
         try:
             for row in ds.iter_rows():
                 yield pickle.loads(row["outcome"])
