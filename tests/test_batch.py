@@ -210,8 +210,8 @@ def finish(proc: subprocess.Popen, timeout: float = 240) -> dict:
 @pytest.mark.ray
 @pytest.mark.slow
 def test_ray_50_files_every_one_a_row_a_worker_killed_mid_run_and_a_rerun_skips(ray_cluster, tmp_path):
-    # 42 tracks long enough (20 s) that the run lasts while a worker is killed
-    folder = catalogue(tmp_path / "in", distinct=42, seconds=20, rate=22050, channels=1)
+    # 42 tracks long enough (12 s) that the run lasts while a worker is killed
+    folder = catalogue(tmp_path / "in", distinct=42, seconds=12, rate=22050, channels=1)
     assert len(list(folder.rglob("*.*"))) == 50
     out = tmp_path / "out"
     proc = driver(ray_cluster, out, "cnn", folder)
@@ -248,7 +248,7 @@ def test_ray_50_files_every_one_a_row_a_worker_killed_mid_run_and_a_rerun_skips(
 def test_ray_demucs_pool_gives_the_in_process_verdicts(ray_cluster, tiny_models, tmp_path):
     from daemon.config import load_config
 
-    folder = catalogue(tmp_path / "in", distinct=5, seconds=4, duplicates=1)
+    folder = catalogue(tmp_path / "in", distinct=3, seconds=4, duplicates=1)
     preset = tmp_path / "one-excerpt.toml"
     preset.write_text("[engines]\ndemucs_excerpts = 1\n")
     out = tmp_path / "out"
@@ -256,10 +256,11 @@ def test_ray_demucs_pool_gives_the_in_process_verdicts(ray_cluster, tiny_models,
     rows = {r["file"]: r for r in result["rows"]}
     check_one_row_per_file(list(rows.values()), folder)
     analyzer = tiny_models.analyzer(load_config(str(preset)))
-    for i in range(5):
+    for i in range(3):
         path = folder / f"track{i:03d}.wav"
         report, row = analyzer.analyze(path, "full"), rows[str(path)]
-        assert row["demucs_probability"] is not None and row["demucs_s"] > 0 and row["mode"] == "full"
+        analysed = rows[row["duplicate_of"]] if row["duplicate_of"] else row
+        assert analysed["demucs_s"] > 0 and row["demucs_probability"] is not None and row["mode"] == "full"
         assert row["verdict"] == report.verdict
         assert row["probability_ai"] == pytest.approx(report.probability_ai, abs=1e-4)
         assert row["demucs_probability"] == pytest.approx(report.demucs.probability_ai, abs=1e-4)

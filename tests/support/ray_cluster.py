@@ -63,7 +63,7 @@ class RayCluster:
 
     def stop(self) -> None:
         if self.proc is not None:
-            for sig, wait in ((signal.SIGTERM, 15.0), (signal.SIGKILL, 5.0)):
+            for sig, wait in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 5.0)):
                 try:
                     os.killpg(self.proc.pid, sig)
                 except ProcessLookupError:
