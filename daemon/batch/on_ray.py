@@ -83,8 +83,10 @@ class RayExecutor:
         self.ray = import_ray()
         self.cfg, self.mode, self.make_analyzer = cfg, mode, make_analyzer
         try:
-            self.ray.init(address=None if address == LOCAL else address, include_dashboard=False,
-                          logging_level="warning")
+            if address == LOCAL:
+                self.ray.init(include_dashboard=False, logging_level="warning")
+            else:
+                self.ray.init(address=address, logging_level="warning")
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise BatchError(f"cannot reach the Ray cluster at {address}: {exc}") from None
         resources = self.ray.cluster_resources()
