@@ -44,3 +44,7 @@ class DeviceError(AimusicError):
 
 class StoreError(AimusicError):
     """The state database (queue and history) cannot be read or written: full disk, read-only."""
+
+
+class BatchError(AimusicError):
+    """A batch cannot run: Ray missing or unreachable, the cluster lacks what the run asks for."""

@@ -25,7 +25,7 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-def _line(verdict: str, prob: str, engines: str, seconds: str, path: str) -> str:
+def result_line(verdict: str, prob: str, engines: str, seconds: str, path: str) -> str:
     return f"{verdict:<9} {prob:>6}  {engines:<11} {seconds:>7}  {path}"
 
 
@@ -49,11 +49,11 @@ def run(args) -> int:
     for path in missing:
         failed.append((path, f"{path}: file not found"))
     if not args.json:
-        print(_line("verdict", "p(ai)", "engines", "seconds", "file"), file=out)
+        print(result_line("verdict", "p(ai)", "engines", "seconds", "file"), file=out)
         for path, msg in failed:
-            print(_line("error", "-", "-", "-", msg), file=out)
+            print(result_line("error", "-", "-", "-", msg), file=out)
     started = time.perf_counter()
-    progress = _progress(len(files))
+    progress = progress_bar(len(files))
     for path in files:
         t0 = time.perf_counter()
         try:
@@ -61,7 +61,7 @@ def run(args) -> int:
         except AimusicError as exc:
             failed.append((path, str(exc)))
             if not args.json:
-                progress.write(_line("error", "-", "-", f"{time.perf_counter() - t0:.1f}s", str(exc)))
+                progress.write(result_line("error", "-", "-", f"{time.perf_counter() - t0:.1f}s", str(exc)))
             progress.update()
             continue
         if args.report_dir or (cfg.reports.enabled and not args.no_report):
@@ -69,14 +69,11 @@ def run(args) -> int:
         reports.append(report)
         if not args.json:
             matched = f"  (fingerprint of {report.matched})" if report.matched else ""
-            progress.write(_line(report.verdict, f"{report.probability_ai:.3f}", report.engines_ran,
-                                 f"{report.timings['total_s']:.1f}s", f"{path}{matched}"))
+            progress.write(result_line(report.verdict, f"{report.probability_ai:.3f}", report.engines_ran,
+                                       f"{report.timings['total_s']:.1f}s", f"{path}{matched}"))
         progress.update()
     progress.close()
-    counts = {v: sum(r.verdict == v for r in reports) for v in ("ai", "human", "uncertain")}
-    summary = (f"{len(reports) + len(failed)} files: {counts['ai']} ai, {counts['human']} human, "
-               f"{counts['uncertain']} uncertain, {len(failed)} failed "
-               f"in {time.perf_counter() - started:.1f} s")
+    summary = summary_line([r.verdict for r in reports], len(failed), time.perf_counter() - started)
     if args.json:
         doc = {"reports": [r.to_dict() for r in reports],
                "errors": [{"file": str(p), "error": e} for p, e in failed]}
@@ -88,7 +85,13 @@ def run(args) -> int:
     return 1 if failed else 0
 
 
-def _progress(total: int):
+def summary_line(verdicts: list[str], failed: int, seconds: float) -> str:
+    counts = {v: verdicts.count(v) for v in ("ai", "human", "uncertain")}
+    return (f"{len(verdicts) + failed} files: {counts['ai']} ai, {counts['human']} human, "
+            f"{counts['uncertain']} uncertain, {failed} failed in {seconds:.1f} s")
+
+
+def progress_bar(total: int):
     """A progress bar on stderr when it is a terminal and there is more than one file."""
     from tqdm import tqdm
 
