@@ -64,6 +64,9 @@ def write_model_card(out_dir: Path, metrics: dict, table: str, fusion: FusionPar
     reuse_flag = " --reuse-cnn" if reused else ""
     reuse_text = (f" plus the reused CNN's {reused['seconds'] / 60:.0f} min (trained by the same command "
                   f"on {reused['trained']})") if reused else ""
+    if counts.get("evidence_entries_cached") and not counts.get("evidence_entries_rendered"):
+        reuse_text += (", every example's evidence taken from the work folder, where an earlier run of the "
+                       "same command rendered and measured it")
     text = f"""# aimusicd models{quick}
 
 Produced by `aimusicd train --seed {metrics['seed']}{' --quick' if metrics['quick'] else ''}{reuse_flag}` on
@@ -131,7 +134,9 @@ gain -9..+3 dB with a limiter, a 48 kHz detour for 30 %, and a real stereo codec
 else MP3 64-320 kbps / AAC 96-256 kbps / Opus 64-160 kbps (40/30/30), the bitrate uniform within
 each codec's range for calibration and test, and drawn with p ~ 1/kbps^2 for the CNN's training and
 validation clips (MP3 64 kbps about a third of MP3 draws), so it learns most where the codec leaves
-least of the fingerprint. Codec history therefore cannot stand in for the label.
+least of the fingerprint. In calibration (and the fingerprints' training) 15 % of examples are
+delivered as mono files at 16-32 kHz, as low-rate generators write them and much human music has
+been. Codec history therefore cannot stand in for the label.
 
 Counts: {counts['cnn_train_clips']} CNN training clips (6 s), {counts['cnn_val_clips']} validation
 clips, {counts['head_examples']} Demucs head examples (8 s), {counts['calib_examples']} calibration

@@ -181,6 +181,7 @@ def run_training(out_dir: Path, work_dir: Path, corpora_dir: Path, demucs_weight
     cache_path = work_dir / (f"evidence_{suffix}_{sha256_file(cnn_run.path)[:12]}_"
                              f"fp{fingerprint.N_FFT}-{fingerprint.MAX_FRAMES}-{fingerprint.POOL}.json")
     cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
+    cached_before = len(cache)
     head_plan = (_plans(plan(split["train"], sizes.head_positions, sizes.head_s, list(CNN_FAMILIES), rng(3)), 10**9)
                  + _plans(plan(split["train"], sizes.vocoder_head, sizes.head_s, list(TRAIN_VOCODERS), rng(11)), 10**9)
                  + _plans(plan_real(real["train"], 2 if sizes.real_tracks == 0 else 1, sizes.head_s, rng(12)),
@@ -213,6 +214,7 @@ def run_training(out_dir: Path, work_dir: Path, corpora_dir: Path, demucs_weight
                                    workers, log, "test examples", cache)
     _save_json(cache_path, cache)
     timings["evidence_s"] = time.perf_counter() - t0
+    rendered = len(cache) - cached_before
 
     log("6/8 generator fingerprints")
     fits = [fingerprints.fit_generator(name, f"real {name} output (PyPI {ACE_STEP_MUSIC.requirement}), "
@@ -291,7 +293,8 @@ def run_training(out_dir: Path, work_dir: Path, corpora_dir: Path, demucs_weight
         "real_data": {s: {"generator": real_names, "tracks": sorted(t.name for t in ts),
                           "minutes": round(sum(t.duration_s for t in ts) / 60, 1)} for s, ts in real.items()},
         "counts": {**cnn_run.counts, "head_examples": len(head_scored), "calib_examples": len(calib_scored),
-                   "fingerprint_examples": len(fp_scored),
+                   "fingerprint_examples": len(fp_scored), "evidence_entries_rendered": rendered,
+                   "evidence_entries_cached": cached_before,
                    "test_examples_per_condition": len(test_scored["none"])},
         "families": {"cnn": list(CNN_FAMILIES), "trained": seen, "transfer_holdout": transfer,
                      "real": real_names, "vocoder_variant": VOCODER_VARIANT},
