@@ -87,19 +87,22 @@ class Analyzer:
             _ = self.demucs
 
     # -- analysis --------------------------------------------------------------------------------
+    def read(self, path: Path) -> Audio:
+        """The file decoded and level-normalised, as every engine reads it."""
+        audio = load_audio(path, self.limits)
+        audio.samples = normalise_level(audio.samples)
+        return audio
+
     def first_pass(self, path: str | Path, mode: str) -> Pass:
         """Decode, measure the codec history and run the fast pass: the CNN, the image score and
         the generator fingerprints (unless mode is "demucs")."""
         path = Path(path)
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
-        audio = load_audio(path, self.limits)
-        t1 = time.perf_counter()
-        audio.samples = normalise_level(audio.samples)
-        timings["level_s"] = time.perf_counter() - t1
+        audio = self.read(path)
         codec = codec_history(audio.mono, audio.sample_rate, audio.info)
         delivery = Delivery.of(codec)
-        timings["decode_s"] = time.perf_counter() - t0 - timings["level_s"]
+        timings["decode_s"] = time.perf_counter() - t0
         fusion = self.fusion
         cnn = images = fingerprint = None
         if mode != "demucs":

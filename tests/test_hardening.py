@@ -341,7 +341,7 @@ def test_a_burst_of_requests_is_served_or_counted_as_dropped(daemon):
     before = status(d)
     packets_before, drops_before = before[10], before[11]
     assert drops_before >= 0                         # Linux counts what the kernel drops
-    burst = 3000
+    burst = 1500
     ping = raw_message("/aimusic/ping")
     for _ in range(burst):
         d.client.send_raw(d.target, ping)
@@ -349,13 +349,13 @@ def test_a_burst_of_requests_is_served_or_counted_as_dropped(daemon):
 
     def accounted() -> bool:
         nonlocal asked
-        time.sleep(0.5)
+        time.sleep(1.0)
         asked += 1
-        fields = status(d, timeout=60)             # behind the whole burst on a busy machine
+        fields = status(d, timeout=120)            # behind the whole burst on a busy machine
         served = fields[10] - packets_before - asked     # minus the status requests themselves
         return served + (fields[11] - drops_before) == burst
 
-    wait_until(accounted, 30, "every packet of the burst served or counted as dropped")
+    wait_until(accounted, 150, "every packet of the burst served or counted as dropped")
 
 
 def test_status_reports_each_worker_and_its_last_job(daemon, wav):

@@ -16,7 +16,8 @@ import pytest
 
 from daemon.reporting import explain, figures
 from daemon.reporting.page import report_html, report_png
-from daemon.reporting.view import HumanRange, ReportView, load_human_reference, view_of
+from daemon.reporting.view import (PACKAGED_HUMAN_REFERENCE, HumanRange, ReportView, load_human_reference,
+                                   view_of)
 
 FORMATS = ("music.wav", "music.flac", "music.mp3", "music.ogg", "music.m4a", "music_24bit_48k.wav")
 VOID = {"meta", "br", "input", "img", "link", "hr", "col", "area", "base", "wbr", "source", "path",
@@ -198,11 +199,14 @@ def test_explanation_names_the_deciding_evidence(tmp_path):
 
 def test_human_reference_file_is_read_and_a_bad_one_is_a_clear_error(tmp_path):
     good = tmp_path / "ref.json"
-    good.write_text(json.dumps({"residual_db_0_200": {"p05": -33, "p50": -29, "p95": -25}}))
+    good.write_text(json.dumps({"demucs_features": {
+        "residual_db_0_200": {"n": 40, "p05": -33, "p50": -29, "p95": -25}, "unmeasured": {"n": 0}}}))
     assert load_human_reference(good)["residual_db_0_200"].p50 == -29.0
+    assert set(load_human_reference(good)) == {"residual_db_0_200"}
     assert load_human_reference(tmp_path / "missing.json") == {}
+    assert "residual_db_0_200" in load_human_reference() or not PACKAGED_HUMAN_REFERENCE.exists()
     bad = tmp_path / "bad.json"
-    bad.write_text(json.dumps({"residual_db_0_200": {"p50": -29}}))
+    bad.write_text(json.dumps({"demucs_features": {"residual_db_0_200": {"n": 3, "p50": -29}}}))
     with pytest.raises(Exception, match="bad.json: not a human reference file"):
         load_human_reference(bad)
 

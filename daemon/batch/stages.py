@@ -17,7 +17,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..analysis import Analyzer, Pass
-from ..audio import load_audio
 from ..config import Config
 from ..errors import AimusicError, AudioError
 from ..report import Report
@@ -97,7 +96,7 @@ class DemucsStage:
         try:
             if first is None:
                 with local_copy(outcome.file) as path:
-                    audio = load_audio(path, self.analyzer.limits)
+                    audio = self.analyzer.read(path)
                 first = Pass(outcome.report, outcome.demucs_reason, audio)
             report = self.analyzer.second_pass(first)
         except Exception as exc:    # noqa: BLE001 - as in FastStage.run

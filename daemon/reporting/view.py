@@ -192,12 +192,14 @@ def read_report(path: Path) -> dict[str, Any]:
 
 
 def load_human_reference(path: Path = PACKAGED_HUMAN_REFERENCE) -> dict[str, HumanRange]:
-    """Per-feature quantiles of human music from the calibration data; {} when not shipped."""
+    """Per-feature quantiles of the Demucs features on human calibration music (the shipped
+    `human_reference.json`, written by `aimusicd train`); {} when not shipped."""
     if not path.is_file():
         return {}
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-        return {k: HumanRange(float(v["p05"]), float(v["p50"]), float(v["p95"])) for k, v in raw.items()}
+        raw = json.loads(path.read_text(encoding="utf-8"))["demucs_features"]
+        return {k: HumanRange(float(v["p05"]), float(v["p50"]), float(v["p95"]))
+                for k, v in raw.items() if v.get("n")}
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise AimusicError(f"{path}: not a human reference file ({exc})") from None
 
