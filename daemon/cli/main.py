@@ -8,9 +8,9 @@ import sys
 
 from .. import __version__
 from ..errors import AimusicError
-from . import config_cmd, devices, eval_cmd, history, models, run, scan, send, status, train
+from . import calibrate, config_cmd, devices, eval_cmd, history, learn, models, run, scan, send, status, train
 
-COMMANDS = (scan, run, send, status, history, devices, models, config_cmd, train, eval_cmd)
+COMMANDS = (scan, run, send, status, history, devices, models, config_cmd, train, eval_cmd, learn, calibrate)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
