@@ -218,43 +218,70 @@ def _row(rows: list[dict], condition: str, engine: str) -> dict:
     return next(r for r in rows if r["condition"] == condition and r["engine"] == engine)
 
 
-@pytest.mark.slow
-def test_ace_step_round_trip_learn_eval_scan_calibrate(home, cli, tmp_path):
-    """Learn on the ACE-Step train+calib prompts against human music of calib- and train-split
-    packages; evaluate on the test prompts and on held-out test-split packages (never seen)."""
-    ai_learn = copies(ace_step("train", "calib"), tmp_path / "ace-learn")
-    ai_test = copies(ace_step("test"), tmp_path / "ace-test")
-    human_learn = [tmp_path / "human-learn"]
-    copies(package("lincity-ng-data") + package("frozen-bubble-data"), human_learn[0])
-    held_out = excerpts(package("xmoto-data") + package("flare-game"), tmp_path / "human-test", 30.0, 6)
-    assert len(list(held_out.iterdir())) >= 100
+@pytest.fixture(scope="module")
+def real(tmp_path_factory) -> dict[str, Path]:
+    """ACE-Step train+calib prompts to learn from, its test prompts to catch; human music of calib-
+    split packages to learn against and of held-out test-split packages (30-s excerpts) to judge."""
+    base = tmp_path_factory.mktemp("real")
+    return {"ai_learn": copies(ace_step("train", "calib"), base / "ace-learn"),
+            "ai_test": copies(ace_step("test"), base / "ace-test"),
+            "human_learn": copies(package("lincity-ng-data") + package("frozen-bubble-data"), base / "human-learn"),
+            "held_out": excerpts(package("xmoto-data") + package("flare-game"), base / "human-test", 30.0, 6)}
 
-    learned = cli(home, "learn", "--ai", str(ai_learn), "--human", str(human_learn[0]), "--name", "ace-step",
-                  "--json")
+
+@pytest.mark.slow
+@pytest.mark.timeout(3600)
+def test_a_pack_learned_on_ace_step_catches_its_unseen_prompts_under_mp3_64(home, cli, real):
+    assert len(list(real["held_out"].iterdir())) >= 100
+    learned = cli(home, "learn", "--ai", str(real["ai_learn"]), "--human", str(real["human_learn"]),
+                  "--name", "ace-step", "--json")
     assert learned.returncode == 0, learned.stderr
     print(json.dumps(json.loads(learned.stdout)["metrics"], indent=1))
 
-    evaluated = cli(home, "eval", "--human", str(held_out), "--ai", str(ai_test), "--conditions", "mp3-64",
-                    "--engines", "cnn", "--json")
+    evaluated = cli(home, "eval", "--human", str(real["held_out"]), "--ai", str(real["ai_test"]),
+                    "--conditions", "mp3-64", "--engines", "cnn", "--json")
     assert evaluated.returncode == 0, evaluated.stderr
     rows = json.loads(evaluated.stdout)
     for r in rows:
         print({k: r[k] for k in ("condition", "engine", "n_ai", "n_human", "ai_recall", "human_fp_rate", "auc")})
-    fast_pass = _row(rows, "mp3-64", "cnn+img")           # the verdicts the daemon gives, pack included
-    assert fast_pass["n_ai"] == len(list(ai_test.iterdir())) and fast_pass["n_human"] >= 100
+    fast_pass = _row(rows, "mp3-64", "cnn+img")           # the verdicts the daemon gives, the pack's included
+    assert fast_pass["n_ai"] == len(list(real["ai_test"].iterdir())) and fast_pass["n_human"] >= 100
     assert fast_pass["ai_recall"] >= 0.8 and fast_pass["human_fp_rate"] < 0.01
 
-    caught = cli(home, "scan", "--mode", "cnn", "--no-report", str(sorted(ai_test.iterdir())[0]))
+    caught = cli(home, "scan", "--mode", "cnn", "--no-report", str(sorted(real["ai_test"].iterdir())[0]))
     assert caught.returncode == 0 and "matched: ace-step p=" in caught.stdout
 
-    calibrated = cli(home, "calibrate", "--human", str(human_learn[0]), "--fpr", "0.1",
-                     "--conditions", "as-given", "mp3-64", "--json")
+
+@pytest.mark.slow
+@pytest.mark.timeout(3600)
+def test_thresholds_calibrated_on_one_folder_hold_on_another(home, cli, real):
+    calibrated = cli(home, "calibrate", "--human", str(real["human_learn"]), "--fpr", "0.1",
+                     "--conditions", "as-given", "--json")
     assert calibrated.returncode == 0, calibrated.stderr
     written = json.loads(calibrated.stdout)
-    assert set(written["fingerprints"]) >= {"ace-step"}
-    assert Path(written["path"]).is_file() and written["path"] in cli(home, "config", "list").stdout
-    holds = cli(home, "eval", "--human", str(held_out), "--ai", str(ai_test), "--conditions", "as-given", "mp3-64",
-                "--engines", "cnn", "--json")
-    for condition in ("as-given", "mp3-64"):
-        row = _row(json.loads(holds.stdout), condition, "cnn+img")
-        assert row["human_fp_rate"] <= 0.1, row
+    assert written["excerpts"] >= 30 and Path(written["path"]).is_file()
+    assert written["path"] in cli(home, "config", "list").stdout
+    holds = cli(home, "eval", "--human", str(real["held_out"]), "--ai", str(real["ai_test"]),
+                "--conditions", "as-given", "--engines", "cnn", "--json")
+    row = _row(json.loads(holds.stdout), "as-given", "cnn+img")
+    assert row["n_human"] >= 100 and row["human_fp_rate"] <= 0.1, row
+
+
+def test_calibrated_thresholds_are_merged_under_presets_and_config_list_names_them(home, cli, tmp_path):
+    from daemon.config import load_config
+    from daemon.errors import ConfigError
+    from daemon.learning.calibrate import Calibration, write_thresholds
+
+    assert "thresholds: shipped with the models" in cli(home, "config", "list").stdout
+    cal = Calibration(0.93, None, {"ace-step": 0.97}, [], 320, 160.0)
+    write_thresholds(Path(home["XDG_CONFIG_HOME"]) / "aimusicd" / "thresholds.toml", cal, 0.01, [tmp_path], ["as-given"])
+    cfg = load_config()
+    assert cfg.engines.ai_threshold == 0.93 and cfg.fingerprint_thresholds == {"ace-step": 0.97}
+    listed = cli(home, "config", "list").stdout
+    assert "thresholds.toml (calibrated" in listed and "on 320 excerpts, false-positive rate 0.01)" in listed
+    preset = tmp_path / "mine.toml"
+    preset.write_text("[engines]\nai_threshold = 0.99\n")
+    assert load_config(str(preset)).engines.ai_threshold == 0.99          # a preset's own value wins
+    (Path(home["XDG_CONFIG_HOME"]) / "aimusicd" / "thresholds.toml").write_text("[fingerprints]\nx = 3\n")
+    with pytest.raises(ConfigError, match="x = 3 is not a probability"):
+        load_config()

@@ -46,6 +46,8 @@ def run(args) -> int:
     cfg = load_config(args.preset)
     files = features.find_files(args.human, cfg.watch.patterns, cfg.watch.ignore)
     sources = features.sources_of([], files)
+    planned, minutes = features.planned_excerpts(sources)
+    calibrate.check_enough(planned, minutes, len(sources), args.fpr, args.human)   # before the long part
     fusion = Fusion.load()          # the shipped thresholds: "before" is what ships
     packs = [p.fingerprint for p in load_packs(packs_root(), cfg.models.packs)]
     generators = FingerprintEngine.load(packs=packs).generators
@@ -54,7 +56,7 @@ def run(args) -> int:
                                         log=log)
     for path, reason in failed:
         log(f"skipped (unreadable): {reason}")
-    calibrate.check_enough(measured, args.fpr, args.human)
+    calibrate.check_enough(*calibrate.measured_excerpts(measured), args.fpr, args.human)
     result = calibrate.calibrate(measured, fusion, generators, args.fpr)
     path = thresholds_path()
     calibrate.write_thresholds(path, result, args.fpr, args.human, args.conditions)

@@ -35,6 +35,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    from ..engines.fingerprint import GENERATORS_DIR
     from ..engines.packs import check_name, packs_root, write_pack
     from ..learning import features, learn
 
@@ -43,6 +44,8 @@ def run(args) -> int:
 
     cfg = load_config(args.preset)
     check_name(args.name)
+    if (GENERATORS_DIR / f"{args.name}.json").is_file():
+        raise AimusicError(f"{args.name} is the name of a shipped generator model: give the pack another")
     if (packs_root() / args.name).exists() and not args.force:
         raise AimusicError(f"pack {args.name} exists at {packs_root() / args.name}; pass --force to replace it")
     if not 0.0 < args.fpr < 0.5:
@@ -51,6 +54,7 @@ def run(args) -> int:
     ai = features.find_files(args.ai, cfg.watch.patterns, cfg.watch.ignore)
     human = features.find_files(args.human, cfg.watch.patterns, cfg.watch.ignore) if args.human else []
     sources = features.sources_of(ai, human)
+    learn.check_enough(sources, 0, bool(args.human))      # before the long part
     measured, failed = features.measure(sources, args.conditions, cache_dir(cfg) / "features", log=log)
     for path, reason in failed:
         log(f"skipped (unreadable): {reason}")

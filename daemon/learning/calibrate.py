@@ -48,18 +48,21 @@ def needed_excerpts(fpr: float) -> int:
     return math.ceil(MIN_ABOVE / fpr)
 
 
-def check_enough(measured: list[Measured], fpr: float, folders: list[Path]) -> None:
-    first = measured[0].condition if measured else None
-    rows = [m for m in measured if m.condition == first]
-    have = int(sum(len(m.seconds) for m in rows))
+def check_enough(have: int, minutes: float, files: int, fpr: float, folders: list[Path]) -> None:
     need = needed_excerpts(fpr)
     if have < need:
-        minutes = sum(float(m.seconds.sum()) for m in rows) / 60
         raise AimusicError(
             f"calibrate --fpr {fpr:g} needs at least {need} excerpts of human music ({EXCERPT_S:g} s each, "
             f"about {need * EXCERPT_S / 60:.0f} min); {', '.join(map(str, folders))} gave {have} "
-            f"({minutes:.1f} min in {len(rows)} readable files): add music or raise --fpr to at least "
+            f"({minutes:.1f} min in {files} readable files): add music or raise --fpr to at least "
             f"{MIN_ABOVE / max(have, 1):.3g}")
+
+
+def measured_excerpts(measured: list[Measured]) -> tuple[int, float, int]:
+    """Excerpts, minutes and files measured (counted once, not per condition)."""
+    first = measured[0].condition if measured else None
+    rows = [m for m in measured if m.condition == first]
+    return int(sum(len(m.seconds) for m in rows)), sum(float(m.seconds.sum()) for m in rows) / 60, len(rows)
 
 
 def _quantile_threshold(p: np.ndarray, condition: np.ndarray, fpr: float) -> float:
@@ -90,10 +93,8 @@ def calibrate(measured: list[Measured], fusion: Fusion, generators: list[Generat
     after = called_ai(ai_t, own)
     checks = [ConditionCheck(str(c), int((condition == c).sum()), float(before[condition == c].mean()),
                              float(after[condition == c].mean())) for c in dict.fromkeys(condition)]
-    first = measured[0].condition
-    rows = [m for m in measured if m.condition == first]
-    return Calibration(ai_t, human_t, own, checks, int(sum(len(m.seconds) for m in rows)),
-                       sum(float(m.seconds.sum()) for m in rows) / 60)
+    excerpts, minutes, _ = measured_excerpts(measured)
+    return Calibration(ai_t, human_t, own, checks, excerpts, minutes)
 
 
 def write_thresholds(path: Path, cal: Calibration, fpr: float, folders: list[Path], conditions: list[str]) -> None:

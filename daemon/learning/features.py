@@ -90,6 +90,28 @@ def excerpt_spans(duration_s: float) -> list[tuple[float, float]]:
     return [(float(s), EXCERPT_S) for s in starts]
 
 
+def duration_of(path: Path) -> float:
+    """The file's duration from its header (0 where it cannot be read: it is skipped later)."""
+    import av
+    import soundfile as sf
+
+    try:
+        return float(sf.info(str(path)).duration)
+    except (sf.LibsndfileError, RuntimeError, OSError):
+        pass
+    try:
+        with av.open(str(path)) as container:
+            return (container.duration or 0) / 1e6
+    except (av.FFmpegError, OSError, ValueError):
+        return 0.0
+
+
+def planned_excerpts(sources: list[Source]) -> tuple[int, float]:
+    """How many excerpts, and minutes, the readable files will give."""
+    durations = [duration_of(s.path) for s in sources]
+    return sum(len(excerpt_spans(d)) for d in durations if d > 0), sum(durations) / 60
+
+
 def _cache_file(cache: Path, sha: str, condition: str, kind: str) -> Path:
     return cache / sha[:2] / f"{sha}-{condition}-v{FEATURES_VERSION}-{kind}.npz"
 
@@ -183,7 +205,7 @@ def measure(sources: list[Source], conditions: list[str], cache: Path, cnn_weigh
         # A fresh interpreter per worker where torch runs: its thread pools do not survive fork.
         context = multiprocessing.get_context("spawn" if weights else "fork")
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool, \
-                tqdm(total=len(todo), unit="file", file=sys.stderr, leave=False) as bar:
+                tqdm(total=len(todo), unit="file", file=sys.stderr, leave=False, disable=None) as bar:
             futures = {pool.submit(_measure_file, sources[i].path, conditions, weights): i for i in todo}
             for future in as_completed(futures):
                 i = futures[future]
