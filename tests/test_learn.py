@@ -221,12 +221,12 @@ def _row(rows: list[dict], condition: str, engine: str) -> dict:
 @pytest.fixture(scope="module")
 def real(tmp_path_factory) -> dict[str, Path]:
     """ACE-Step train+calib prompts to learn from, its test prompts to catch; human music of calib-
-    split packages to learn against and of held-out test-split packages (30-s excerpts) to judge."""
+    split packages to learn against and of held-out test-split packages (20-s excerpts) to judge."""
     base = tmp_path_factory.mktemp("real")
     return {"ai_learn": copies(ace_step("train", "calib"), base / "ace-learn"),
             "ai_test": copies(ace_step("test"), base / "ace-test"),
             "human_learn": copies(package("lincity-ng-data") + package("frozen-bubble-data"), base / "human-learn"),
-            "held_out": excerpts(package("xmoto-data") + package("flare-game"), base / "human-test", 30.0, 6)}
+            "held_out": excerpts(package("xmoto-data") + package("flare-game"), base / "human-test", 20.0, 10)}
 
 
 @pytest.mark.slow

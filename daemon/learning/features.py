@@ -21,10 +21,10 @@ from typing import Callable
 
 import numpy as np
 
-from ..audio import AudioInfo, Limits, load_audio, normalise_level
+from ..audio import AudioInfo, load_audio, normalise_level
 from ..audio.codec import codec_history
 from ..engines.fingerprint import long_term_spectrum
-from ..errors import AimusicError
+from ..errors import AimusicError, AudioError
 from ..files import audio_files_in
 from ..hashing import sha256_file
 from ..training.codecs import EVAL_CONDITIONS, NONE, CodecSpec, apply_codec
@@ -139,10 +139,18 @@ def _write_cache(path: Path, m: Measured) -> None:
 _cnn = None   # one CNN per worker process
 
 
-def _measure_file(path: Path, conditions: list[str], cnn_weights: str | None) -> dict[str, dict]:
-    """Worker: every excerpt of one file under each condition (raises AimusicError if unreadable)."""
+def _measure_file(path: Path, conditions: list[str], cnn_weights: str | None) -> dict[str, dict] | str:
+    """Worker: every excerpt of one file under each condition, or why the file cannot be read (as
+    text: AudioError does not survive pickling back)."""
+    try:
+        return _measure(path, conditions, cnn_weights)
+    except AudioError as exc:
+        return str(exc)
+
+
+def _measure(path: Path, conditions: list[str], cnn_weights: str | None) -> dict[str, dict]:
     global _cnn
-    audio = load_audio(path, Limits(min_duration_s=2.0))
+    audio = load_audio(path)
     rate = audio.sample_rate
     spans = excerpt_spans(audio.duration_s)
     if cnn_weights and _cnn is None:
@@ -210,11 +218,9 @@ def measure(sources: list[Source], conditions: list[str], cache: Path, cnn_weigh
             for future in as_completed(futures):
                 i = futures[future]
                 bar.update()
-                try:
-                    per_condition = future.result()
-                except AimusicError as exc:
-                    failed.append((sources[i].path, str(exc)))
-                    bar.write(f"  skipped: {exc}")
+                per_condition = future.result()
+                if isinstance(per_condition, str):
+                    failed.append((sources[i].path, per_condition))
                     continue
                 for c, arrays in per_condition.items():
                     m = Measured(i, c, arrays["spectrum"].astype(np.float32), arrays["bandwidth_hz"],
