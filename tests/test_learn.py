@@ -225,7 +225,8 @@ def real(tmp_path_factory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("real")
     return {"ai_learn": copies(ace_step("train", "calib"), base / "ace-learn"),
             "ai_test": copies(ace_step("test"), base / "ace-test"),
-            "human_learn": copies(package("lincity-ng-data") + package("frozen-bubble-data"), base / "human-learn"),
+            "human_learn": copies(package("lincity-ng-data") + package("frozen-bubble-data")
+                                  + package("extremetuxracer-data"), base / "human-learn"),
             "held_out": excerpts(package("xmoto-data") + package("flare-game"), base / "human-test", 20.0, 10)}
 
 
@@ -233,8 +234,10 @@ def real(tmp_path_factory) -> dict[str, Path]:
 @pytest.mark.timeout(3600)
 def test_a_pack_learned_on_ace_step_catches_its_unseen_prompts_under_mp3_64(home, cli, real):
     assert len(list(real["held_out"].iterdir())) >= 100
+    # 5 %: on some 60 human excerpts to learn against, a 1 % rate would be set by the single most
+    # generator-like excerpt; the held-out figure below is what the test holds to 1 %.
     learned = cli(home, "learn", "--ai", str(real["ai_learn"]), "--human", str(real["human_learn"]),
-                  "--name", "ace-step", "--json")
+                  "--name", "ace-step", "--fpr", "0.05", "--json")
     assert learned.returncode == 0, learned.stderr
     print(json.dumps(json.loads(learned.stdout)["metrics"], indent=1))
 
