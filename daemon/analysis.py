@@ -5,6 +5,7 @@ Models load once, on first use, and are reused for every file (the daemon keeps 
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from .engines.demucs.weights import WeightStore
 from .engines.fingerprint import FingerprintEngine
 from .engines.fusion import Delivery, Evidence, Fusion
 from .engines.images import measure_images
+from .engines.packs import load_packs, packs_root
 from .hashing import sha256_file
 from .report import Report
 
@@ -74,8 +76,16 @@ class Analyzer:
     def fingerprints(self) -> FingerprintEngine:
         with self._load_lock:
             if self._fingerprints is None:
-                self._fingerprints = FingerprintEngine.load()
+                packs = [p.fingerprint for p in load_packs(packs_root(), self.cfg.models.packs)]
+                self._fingerprints = self._calibrated(FingerprintEngine.load(packs=packs))
             return self._fingerprints
+
+    def _calibrated(self, engine: FingerprintEngine) -> FingerprintEngine:
+        """Each generator's threshold as `aimusicd calibrate` set it on the user's music, if it did."""
+        own = self.cfg.fingerprint_thresholds
+        engine.generators = [dataclasses.replace(g, threshold=own.get(g.name, g.threshold))
+                             for g in engine.generators]
+        return engine
 
     def loaded_models(self) -> list[str]:
         return [name for name, m in (("cnn", self._cnn), ("demucs", self._demucs)) if m is not None]

@@ -9,9 +9,11 @@ import sys
 from .. import __version__
 from ..errors import AimusicError
 from ..logs import setup_logging
-from . import batch, config_cmd, devices, eval_cmd, history, models, report_cmd, run, scan, send, status, train
+from . import (batch, calibrate, config_cmd, devices, eval_cmd, history, learn, models, report_cmd, run, scan, send,
+               status, train)
 
-COMMANDS = (scan, batch, report_cmd, run, send, status, history, devices, models, config_cmd, train, eval_cmd)
+COMMANDS = (scan, batch, report_cmd, run, send, status, history, devices, models, config_cmd, train, eval_cmd,
+            learn, calibrate)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 

@@ -1,10 +1,13 @@
-"""`aimusicd models fetch|list|verify`: the HTDemucs weight cache and the packaged models."""
+"""`aimusicd models fetch|list|verify|remove`: the HTDemucs weight cache, the packaged models and
+the user's model packs."""
 
 from __future__ import annotations
 
+import fnmatch
 from pathlib import Path
 
 from ..config import cache_dir, load_config
+from ..errors import ModelError
 from ..hashing import sha256_file
 from .common import add_preset_argument
 
@@ -22,6 +25,8 @@ def add_parser(sub) -> None:
     fetch.add_argument("--force", action="store_true", help="fetch again even if the cache verifies")
     msub.add_parser("list", help="show every model and where it lives")
     msub.add_parser("verify", help="check every model's sha256; exit 1 if any fails")
+    remove = msub.add_parser("remove", help="delete a model pack")
+    remove.add_argument("name", help="the pack's name (see `aimusicd models list`)")
     for action in msub.choices.values():
         add_preset_argument(action)
     p.set_defaults(func=run)
@@ -38,10 +43,19 @@ def _packaged() -> list[tuple[str, Path]]:
             *((f"fingerprint:{g.stem}", g) for g in generators)]
 
 
+def _metrics(meta: dict) -> str:
+    """Recall / human false positives per condition, as learn measured them."""
+    return " ".join(f"{m['condition']}:{m['recall']:.2f}/{m['human_fp']:.3f}" for m in meta.get("metrics", []))
+
+
 def run(args) -> int:
     from ..engines.demucs.weights import WeightStore
+    from ..engines.packs import FINGERPRINT_FILE, installed, load_pack, packs_root, remove_pack
 
     cfg = load_config(args.preset)
+    if args.models_command == "remove":
+        print(f"removed pack {args.name} ({remove_pack(packs_root(), args.name)})")
+        return 0
     store = WeightStore(cache_dir(cfg))
     if args.models_command == "fetch":
         status = store.fetch(route=args.route, from_file=args.from_file, force=args.force)
@@ -58,6 +72,16 @@ def run(args) -> int:
         ok &= present
         detail = f"sha256 {sha256_file(path)[:16]}" if present else "not built (run `aimusicd train`)"
         rows.append((name, "ok" if present else "MISSING", f"{path}  {detail}"))
+    for folder in installed(packs_root()):
+        try:
+            pack = load_pack(folder)
+        except ModelError as exc:
+            ok = False
+            rows.append((f"pack:{folder.name}", "BAD", str(exc)))
+            continue
+        loaded = "" if any(fnmatch.fnmatchcase(pack.name, w) for w in cfg.models.packs) else "  (not in [models] packs)"
+        rows.append((f"pack:{pack.name}", "ok", f"{folder}  sha256 {pack.sha256[FINGERPRINT_FILE][:16]}  "
+                     f"threshold {pack.threshold}  {_metrics(pack.meta)}{loaded}"))
     for name, state, detail in rows:
         print(f"{name:<12} {state:<8} {detail}")
     return 0 if ok or args.models_command == "list" else 1

@@ -68,7 +68,8 @@ def run(args) -> int:
             write_report(report, reports_path_for(cfg, path.resolve(), args.report_dir))
         reports.append(report)
         if not args.json:
-            matched = f"  (fingerprint of {report.matched})" if report.matched else ""
+            match = report.fingerprint.matched if report.fingerprint else None
+            matched = f"  (matched: {match.name} p={match.probability:.3f})" if match else ""
             progress.write(result_line(report.verdict, f"{report.probability_ai:.3f}", report.engines_ran,
                                        f"{report.timings['total_s']:.1f}s", f"{path}{matched}"))
         progress.update()

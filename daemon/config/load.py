@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from .paths import config_home
 from .schema import Config
 
 PRESET_ENV = "AIMUSICD_PRESETS"
+THRESHOLDS_FILE = "thresholds.toml"
 
 
 def preset_dirs() -> list[Path]:
@@ -170,22 +172,54 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def thresholds_path() -> Path:
+    return config_home() / THRESHOLDS_FILE
+
+
+def read_thresholds(path: Path) -> tuple[dict[str, Any], dict[str, float], str]:
+    """The thresholds `aimusicd calibrate` wrote: [engines] keys to merge, each fingerprint's
+    threshold ([fingerprints]) and a line saying where they come from."""
+    doc = _read_toml(path)
+    engines = doc.get("engines", {})
+    fingerprints = doc.get("fingerprints", {})
+    if not isinstance(engines, dict) or not isinstance(fingerprints, dict) or set(engines) - {
+            "ai_threshold", "human_threshold"}:
+        raise ConfigError(f"{path}: not a thresholds file of `aimusicd calibrate` (rerun it)")
+    for name, value in fingerprints.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value < 1.0:
+            raise ConfigError(f"{path}: [fingerprints] {name} = {value!r} is not a probability")
+    about = doc.get("calibration", {})
+    where = f"{path} (calibrated {about.get('created', '?')} on {about.get('excerpts', '?')} excerpts, " \
+            f"false-positive rate {about.get('fpr', '?')})"
+    return {"engines": engines} if engines else {}, {k: float(v) for k, v in fingerprints.items()}, where
+
+
 def load_config(preset: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
-    """Packaged defaults, then the preset (a name or a path), then `overrides` (already-parsed tables)."""
+    """Packaged defaults, then the thresholds `aimusicd calibrate` wrote, then the preset (a name
+    or a path), then `overrides` (already-parsed tables)."""
     data = packaged_defaults()
     where = "<packaged defaults>"
+    fingerprints: dict[str, float] = {}
+    thresholds_from = "shipped with the models"
+    calibrated = thresholds_path()
+    if calibrated.is_file():
+        engines, fingerprints, thresholds_from = read_thresholds(calibrated)
+        data = merge(data, engines)
     if preset:
         path = resolve_preset(str(preset))
         data = merge(data, _read_toml(path))
         where = str(path)
     if overrides:
         data = merge(data, overrides)
-    return build_config(data, where)
+    cfg = build_config(data, where)
+    cfg.fingerprint_thresholds, cfg.thresholds_source = fingerprints, thresholds_from
+    return cfg
 
 
 def to_toml(cfg: Config) -> str:
     """The merged configuration as TOML text (for `aimusicd config check`)."""
-    lines: list[str] = [f"# merged from packaged defaults and {cfg.source}"]
+    lines: list[str] = [f"# merged from packaged defaults and {cfg.source}",
+                        f"# thresholds: {cfg.thresholds_source}"]
     for section in dataclasses.fields(Config):
         if section.metadata.get("internal"):
             continue

@@ -9,6 +9,7 @@ from .schema import Config
 
 CACHE_ENV = "AIMUSICD_CACHE"
 STATE_ENV = "AIMUSICD_STATE"
+DATA_ENV = "AIMUSICD_DATA"
 REPORT_SUFFIX = ".aimusic.json"
 
 
@@ -32,6 +33,19 @@ def cache_dir(cfg: Config | None = None) -> Path:
         return expand(os.environ[CACHE_ENV])
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "aimusicd"
+
+
+def data_dir() -> Path:
+    """User data that outlives caches: the model packs `aimusicd learn` writes."""
+    if os.environ.get(DATA_ENV):
+        return expand(os.environ[DATA_ENV])
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "aimusicd"
+
+
+def config_home() -> Path:
+    """The user's own configuration folder: presets, and the thresholds `aimusicd calibrate` writes."""
+    return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "aimusicd"
 
 
 def reports_path_for(cfg: Config, audio_path: Path, reports_dir: Path | None = None) -> Path:

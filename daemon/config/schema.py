@@ -89,6 +89,7 @@ class JobsConfig:
 class ModelsConfig:
     cache_dir: str = ""
     demucs: str = opt("htdemucs", choices=("htdemucs",))
+    packs: list[str] = opt(factory=lambda: ["*"])
 
 
 @dataclass
@@ -118,3 +119,7 @@ class Config:
     reports: ReportsConfig = field(default_factory=ReportsConfig)
     web: WebConfig = field(default_factory=WebConfig)
     source: str = field(default="<defaults>", metadata={"internal": True})
+    # Written by `aimusicd calibrate`: each known generator's or pack's own threshold, and where
+    # the thresholds in force come from.
+    fingerprint_thresholds: dict[str, float] = field(default_factory=dict, metadata={"internal": True})
+    thresholds_source: str = field(default="shipped with the models", metadata={"internal": True})

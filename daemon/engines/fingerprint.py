@@ -121,10 +121,11 @@ class Match:
     probability: float
     logit: float
     fired: bool
+    pack: bool = False      # a model pack of the user's (`aimusicd learn`), not a shipped model
 
     def to_dict(self) -> dict:
         return {"name": self.name, "probability": round(self.probability, 6),
-                "logit": round(self.logit, 4), "fired": self.fired}
+                "logit": round(self.logit, 4), "fired": self.fired, "pack": self.pack}
 
 
 @dataclass
@@ -143,8 +144,9 @@ class FingerprintEvidence:
 
     @property
     def best_logit(self) -> float | None:
-        """The most generator-like logit of any known generator (None: none known)."""
-        return max((m.logit for m in self.matches), default=None)
+        """The most generator-like logit of any shipped generator (None: none known). Packs are
+        left out: the human limits were set on the shipped ones, and a pack speaks only by firing."""
+        return max((m.logit for m in self.matches if not m.pack), default=None)
 
     def to_dict(self) -> dict:
         m = self.matched
@@ -154,18 +156,21 @@ class FingerprintEvidence:
 
 
 class FingerprintEngine:
-    """The known generators' fingerprints (the shipped ones and any others given), loaded once."""
+    """The known generators' fingerprints (the shipped ones and any others given, and the user's
+    model packs), loaded once."""
 
-    def __init__(self, generators: list[GeneratorFingerprint], sha256: dict[str, str] | None = None):
+    def __init__(self, generators: list[GeneratorFingerprint], sha256: dict[str, str] | None = None,
+                 packs: set[str] | None = None):
         self.generators = generators
         self.sha256 = sha256 or {}
+        self.packs = packs or set()
 
     @classmethod
-    def load(cls, folder: Path = GENERATORS_DIR, extra: list[GeneratorFingerprint] | None = None
-             ) -> "FingerprintEngine":
+    def load(cls, folder: Path = GENERATORS_DIR, extra: list[GeneratorFingerprint] | None = None,
+             packs: list[GeneratorFingerprint] | None = None) -> "FingerprintEngine":
         files = sorted(folder.glob("*.json")) if folder.is_dir() else []
-        generators = [GeneratorFingerprint.load(f) for f in files] + list(extra or [])
-        return cls(generators, {f.stem: sha256_file(f) for f in files})
+        generators = [GeneratorFingerprint.load(f) for f in files] + list(extra or []) + list(packs or [])
+        return cls(generators, {f.stem: sha256_file(f) for f in files}, {g.name for g in packs or []})
 
     def measure(self, mono: np.ndarray, rate: int, band_edge_hz: float) -> FingerprintEvidence:
         t0 = time.perf_counter()
@@ -174,7 +179,7 @@ class FingerprintEngine:
         for g in self.generators:
             z = g.logit(spectrum)
             p = float(sigmoid(z))
-            matches.append(Match(g.name, p, z, p >= g.threshold))
+            matches.append(Match(g.name, p, z, p >= g.threshold, g.name in self.packs))
         matches.sort(key=lambda m: -m.logit)
         return FingerprintEvidence(band_edge_hz, spectrum.peaks(), matches,
                                    spectrum.residual_db.tolist(), spectrum.hz_step,

@@ -1,0 +1,76 @@
+"""`aimusicd learn --ai DIR --name NAME [--human DIR]`: fit a model pack for a new generator."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ..config import cache_dir, load_config
+from ..errors import AimusicError
+from .common import add_preset_argument
+
+LEARN_CONDITIONS = ("as-given", "mp3-128", "mp3-64", "aac-128", "opus-64")
+
+
+def add_parser(sub) -> None:
+    from ..learning.features import CONDITIONS
+
+    p = sub.add_parser("learn", help="fit a model pack for a new generator from examples of its output")
+    p.add_argument("--ai", type=Path, action="append", required=True, metavar="DIR",
+                   help="folder of the generator's output (repeatable)")
+    p.add_argument("--name", required=True, help="the pack's name, e.g. the generator's")
+    p.add_argument("--human", type=Path, action="append", default=[], metavar="DIR",
+                   help="folder of human music (repeatable; default: the packaged human reference)")
+    p.add_argument("--human-reference", type=Path, metavar="FILE",
+                   help="human reference statistics used without --human (default: the packaged one)")
+    p.add_argument("--description", default="", help="one line for the model card")
+    p.add_argument("--fpr", type=float, default=0.01,
+                   help="highest false-positive rate on held-out human excerpts (default 0.01)")
+    p.add_argument("--conditions", nargs="+", choices=list(CONDITIONS), default=list(LEARN_CONDITIONS),
+                   help="codec conditions applied to every example (default: %(default)s)")
+    p.add_argument("--force", action="store_true", help="replace a pack of the same name")
+    p.add_argument("--json", action="store_true", help="print the pack's metadata as JSON")
+    add_preset_argument(p)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..engines.fingerprint import GENERATORS_DIR
+    from ..engines.packs import check_name, packs_root, write_pack
+    from ..learning import features, learn
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    cfg = load_config(args.preset)
+    check_name(args.name)
+    if (GENERATORS_DIR / f"{args.name}.json").is_file():
+        raise AimusicError(f"{args.name} is the name of a shipped generator model: give the pack another")
+    if (packs_root() / args.name).exists() and not args.force:
+        raise AimusicError(f"pack {args.name} exists at {packs_root() / args.name}; pass --force to replace it")
+    if not 0.0 < args.fpr < 0.5:
+        raise AimusicError(f"--fpr {args.fpr}: give a rate between 0 and 0.5, e.g. 0.01")
+    reference = None if args.human else learn.load_reference(args.human_reference or learn.REFERENCE_PATH)
+    ai = features.find_files(args.ai, cfg.watch.patterns, cfg.watch.ignore)
+    human = features.find_files(args.human, cfg.watch.patterns, cfg.watch.ignore) if args.human else []
+    sources = features.sources_of(ai, human)
+    learn.check_enough(sources, 0, bool(args.human))      # before the long part
+    measured, failed = features.measure(sources, args.conditions, cache_dir(cfg) / "features", log=log)
+    for path, reason in failed:
+        log(f"skipped (unreadable): {reason}")
+    bad = {str(p) for p, _ in failed}
+    readable = [s for s in sources if str(s.path) not in bad]
+    learn.check_enough(readable, len(failed), bool(args.human))
+    table = learn.table_of(measured, sources)
+    if reference is not None:
+        table = learn.with_reference(table, reference)
+    fit = learn.fit_pack(args.name, args.description, table, args.fpr,
+                         "folders" if args.human else "reference")
+    files = learn.pack_files(fit, sources, measured, args.fpr, failed)
+    target = write_pack(packs_root(), args.name, files, args.force)
+    if args.json:
+        print(files["pack.json"].decode(), end="")
+    else:
+        print(learn.format_metrics(fit))
+        print(f"pack {args.name} written to {target}" + (f" ({len(failed)} unreadable files skipped)" if failed else ""))
+    return 0

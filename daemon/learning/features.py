@@ -1,0 +1,232 @@
+"""The fast-pass evidence of every excerpt of a folder of music, under each codec condition,
+measured as the daemon measures a file, and cached per file by its sha256.
+
+A file is cut into excerpts of EXCERPT_S (at most MAX_EXCERPTS, spread over it; a shorter file is
+one excerpt): the unit a false-positive rate is counted in, and the length of most generators'
+output. Each excerpt goes through the codec condition in memory (the real encoders, time-aligned),
+then exactly the daemon's fast pass: level normalisation, the codec history, the long-term peak
+spectrum and, where asked for, the CNN and the image score. Files are measured in parallel, one
+process per core; a second run over the same files reads the cache and takes seconds.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..audio import AudioInfo, load_audio, normalise_level
+from ..audio.codec import codec_history
+from ..engines.fingerprint import long_term_spectrum
+from ..errors import AimusicError, AudioError
+from ..files import audio_files_in
+from ..hashing import sha256_file
+from ..training.codecs import EVAL_CONDITIONS, NONE, CodecSpec, apply_codec
+
+EXCERPT_S = 30.0
+MAX_EXCERPTS = 12
+FEATURES_VERSION = 1       # bump when what is measured changes: old cache entries are then unused
+CONDITIONS: dict[str, CodecSpec] = {
+    ("as-given" if c.codec == "none" else c.label()): c for c in EVAL_CONDITIONS}
+
+
+@dataclass(frozen=True)
+class Source:
+    path: Path
+    sha256: str
+    label: int            # 1: generator output, 0: human music
+
+
+@dataclass
+class Measured:
+    """Every excerpt of one file under one condition."""
+    source: int                 # index into the sources list
+    condition: str
+    spectrum: np.ndarray        # (excerpts, bins) float32
+    bandwidth_hz: np.ndarray    # (excerpts,)
+    lossy: np.ndarray           # (excerpts,) bool
+    seconds: np.ndarray         # (excerpts,) excerpt durations
+    cnn_logit: np.ndarray | None = None      # (excerpts,), with_cnn only
+    images_score: np.ndarray | None = None
+
+
+def find_files(folders: list[Path], patterns: list[str], ignore: list[str]) -> list[Path]:
+    files: list[Path] = []
+    for folder in folders:
+        if not folder.is_dir():
+            raise AimusicError(f"{folder}: not a folder")
+        found = audio_files_in(folder, patterns, ignore, recursive=True)
+        if not found:
+            raise AimusicError(f"{folder}: no audio files found")
+        files += found
+    return files
+
+
+def sources_of(ai: list[Path], human: list[Path]) -> list[Source]:
+    """Each file once, by content; the same music on both sides is an error naming both files."""
+    seen: dict[str, Source] = {}
+    for paths, label in ((ai, 1), (human, 0)):
+        for path in paths:
+            digest = sha256_file(path)
+            other = seen.get(digest)
+            if other is not None and other.label != label:
+                raise AimusicError(f"{path}: the same audio as {other.path} (sha256 {digest[:12]}), "
+                                   "given as both AI and human music")
+            seen.setdefault(digest, Source(path, digest, label))
+    return list(seen.values())
+
+
+def excerpt_spans(duration_s: float) -> list[tuple[float, float]]:
+    if duration_s <= EXCERPT_S:
+        return [(0.0, duration_s)]
+    count = min(MAX_EXCERPTS, int(duration_s // EXCERPT_S))
+    starts = np.linspace(0.0, duration_s - EXCERPT_S, count)
+    return [(float(s), EXCERPT_S) for s in starts]
+
+
+def duration_of(path: Path) -> float:
+    """The file's duration from its header (0 where it cannot be read: it is skipped later)."""
+    import av
+    import soundfile as sf
+
+    try:
+        return float(sf.info(str(path)).duration)
+    except (sf.LibsndfileError, RuntimeError, OSError):
+        pass
+    try:
+        with av.open(str(path)) as container:
+            return (container.duration or 0) / 1e6
+    except (av.FFmpegError, OSError, ValueError):
+        return 0.0
+
+
+def planned_excerpts(sources: list[Source]) -> tuple[int, float]:
+    """How many excerpts, and minutes, the readable files will give."""
+    durations = [duration_of(s.path) for s in sources]
+    return sum(len(excerpt_spans(d)) for d in durations if d > 0), sum(durations) / 60
+
+
+def _cache_file(cache: Path, sha: str, condition: str, kind: str) -> Path:
+    return cache / sha[:2] / f"{sha}-{condition}-v{FEATURES_VERSION}-{kind}.npz"
+
+
+def _read_cache(path: Path, source: int, condition: str) -> Measured | None:
+    try:
+        with np.load(path) as z:
+            return Measured(source, condition, z["spectrum"], z["bandwidth_hz"], z["lossy"], z["seconds"],
+                            z["cnn_logit"] if "cnn_logit" in z else None,
+                            z["images_score"] if "images_score" in z else None)
+    except (OSError, ValueError, KeyError):
+        return None     # absent or damaged: measured again
+
+
+def _write_cache(path: Path, m: Measured) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays = {"spectrum": m.spectrum, "bandwidth_hz": m.bandwidth_hz, "lossy": m.lossy, "seconds": m.seconds}
+    if m.cnn_logit is not None:
+        arrays.update(cnn_logit=m.cnn_logit, images_score=m.images_score)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
+    np.savez(tmp, **arrays)
+    tmp.replace(path)
+
+
+_cnn = None   # one CNN per worker process
+
+
+def _measure_file(path: Path, conditions: list[str], cnn_weights: str | None) -> dict[str, dict] | str:
+    """Worker: every excerpt of one file under each condition, or why the file cannot be read (as
+    text: AudioError does not survive pickling back)."""
+    try:
+        return _measure(path, conditions, cnn_weights)
+    except AudioError as exc:
+        return str(exc)
+
+
+def _measure(path: Path, conditions: list[str], cnn_weights: str | None) -> dict[str, dict]:
+    global _cnn
+    audio = load_audio(path)
+    rate = audio.sample_rate
+    spans = excerpt_spans(audio.duration_s)
+    if cnn_weights and _cnn is None:
+        import torch
+
+        from ..engines.cnn import CnnEngine
+
+        torch.set_num_threads(1)     # one process per core already
+        _cnn = CnnEngine(Path(cnn_weights))
+    out: dict[str, dict] = {}
+    for name in conditions:
+        spec = CONDITIONS[name]
+        rows: dict[str, list] = {"spectrum": [], "bandwidth_hz": [], "lossy": [], "seconds": [],
+                                 "cnn_logit": [], "images_score": []}
+        for start, length in spans:
+            a, b = int(start * rate), int((start + length) * rate)
+            x = apply_codec(audio.samples[:, a:b], rate, spec) if spec != NONE else audio.samples[:, a:b].copy()
+            x = normalise_level(np.ascontiguousarray(x, dtype=np.float32))
+            mono = x.mean(axis=0)
+            lossy_container = spec != NONE or audio.info.lossy
+            info = AudioInfo(str(path), audio.info.container, spec.codec if spec != NONE else audio.info.codec,
+                             lossy_container, audio.info.sample_rate if spec == NONE else rate,
+                             2, length, 0)
+            codec = codec_history(mono, rate, info)
+            rows["spectrum"].append(long_term_spectrum(mono, rate, codec.bandwidth_hz).residual_db)
+            rows["bandwidth_hz"].append(codec.bandwidth_hz)
+            rows["lossy"].append(codec.lossy)
+            rows["seconds"].append(length)
+            if cnn_weights:
+                from ..engines.images import measure_images
+
+                rows["cnn_logit"].append(_cnn.score_track(mono).logit)
+                rows["images_score"].append(measure_images(mono, rate).score)
+        out[name] = {k: np.asarray(v) for k, v in rows.items() if v}
+    return out
+
+
+def measure(sources: list[Source], conditions: list[str], cache: Path, cnn_weights: Path | None = None,
+            cnn_sha256: str = "", workers: int = 0, log: Callable[[str], None] = print
+            ) -> tuple[list[Measured], list[tuple[Path, str]]]:
+    """Every source's excerpts under every condition, from the cache where it has them. Returns
+    the measurements and the files that could not be read (each with its reason)."""
+    kind = f"cnn{cnn_sha256[:16]}" if cnn_weights else "spectrum"
+    done: list[Measured] = []
+    todo: list[int] = []
+    for i, s in enumerate(sources):
+        cached = [_read_cache(_cache_file(cache, s.sha256, c, kind), i, c) for c in conditions]
+        if all(m is not None for m in cached):
+            done += cached
+        else:
+            todo.append(i)
+    log(f"{len(sources)} files, {len(sources) - len(todo)} already measured (cache {cache}); "
+        f"measuring {len(todo)} under {len(conditions)} conditions")
+    failed: list[tuple[Path, str]] = []
+    if todo:
+        from tqdm import tqdm
+
+        workers = workers or min(len(todo), os.cpu_count() or 1)
+        weights = str(cnn_weights) if cnn_weights else None
+        # A fresh interpreter per worker where torch runs: its thread pools do not survive fork.
+        context = multiprocessing.get_context("spawn" if weights else "fork")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool, \
+                tqdm(total=len(todo), unit="file", file=sys.stderr, leave=False, disable=None) as bar:
+            futures = {pool.submit(_measure_file, sources[i].path, conditions, weights): i for i in todo}
+            for future in as_completed(futures):
+                i = futures[future]
+                bar.update()
+                per_condition = future.result()
+                if isinstance(per_condition, str):
+                    failed.append((sources[i].path, per_condition))
+                    continue
+                for c, arrays in per_condition.items():
+                    m = Measured(i, c, arrays["spectrum"].astype(np.float32), arrays["bandwidth_hz"],
+                                 arrays["lossy"], arrays["seconds"], arrays.get("cnn_logit"),
+                                 arrays.get("images_score"))
+                    _write_cache(_cache_file(cache, sources[i].sha256, c, kind), m)
+                    done.append(m)
+    done.sort(key=lambda m: (m.source, conditions.index(m.condition)))
+    return done, failed

@@ -1,0 +1,291 @@
+"""`aimusicd learn`, model packs at run time, `aimusicd models list|verify|remove` and
+`aimusicd calibrate`, through the real command line on real music: ACE-Step 1.5 output and human
+music from Debian packages (see tests/support/corpora.py).
+
+Bad input first (seconds: one codec condition, a few short files), then the round trip the issue
+asks for (slow): a pack learned on the ACE-Step train+calib prompts catches the test prompts'
+tracks under MP3 64 kbps in `aimusicd eval`, while held-out human music stays under 1 % false
+positives; thresholds calibrated on one folder hold on another.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from support.corpora import ace_step, package
+
+
+@dataclass
+class Ran:
+    returncode: int
+    stdout: str
+    stderr: str      # what the command printed there, and its log lines
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch) -> dict:
+    """Data, config and cache folders of a user of this test alone."""
+    env = {"AIMUSICD_DATA": str(tmp_path / "data"), "XDG_CONFIG_HOME": str(tmp_path / "config"),
+           "AIMUSICD_CACHE": str(tmp_path / "cache"), "AIMUSICD_PRESETS": ""}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env
+
+
+@pytest.fixture
+def cli(capsys, caplog):
+    """The real command line, in this process (one interpreter start for the whole file)."""
+    from daemon.cli.main import main
+
+    def run(env: dict, *args: str) -> Ran:
+        assert all(os.environ[k] == v for k, v in env.items())
+        capsys.readouterr()
+        caplog.clear()
+        with caplog.at_level(logging.INFO):
+            code = main(list(args))
+        out, err = capsys.readouterr()
+        return Ran(code, out, err + "".join(f"{r.levelname} {r.getMessage()}\n" for r in caplog.records))
+    return run
+
+
+def excerpts(files: list[Path], folder: Path, seconds: float, per_file: int) -> Path:
+    """Cut real music into FLAC excerpts (the unit false positives are counted in)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for f in files:
+        with sf.SoundFile(str(f)) as fh:
+            total = fh.frames / fh.samplerate
+            count = max(1, min(per_file, int(total // seconds)))
+            for k, start in enumerate(np.linspace(0, max(total - seconds, 0), count)):
+                fh.seek(int(start * fh.samplerate))
+                data = fh.read(int(seconds * fh.samplerate), dtype="float32", always_2d=True)
+                sf.write(folder / f"{f.stem}_{k}.flac", data, fh.samplerate)
+    return folder
+
+
+def copies(files: list[Path], folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for f in files:
+        shutil.copy(f, folder / f.name)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory) -> dict[str, Path]:
+    """Four ACE-Step tracks and four 20-s human excerpts: enough to learn, fast."""
+    base = tmp_path_factory.mktemp("small")
+    return {"ai": copies(ace_step("train")[:4], base / "ai"),
+            "human": excerpts(package("xmoto-data")[:4], base / "human", 20.0, 1)}
+
+
+def learn(cli, env: dict, small: dict, *extra: str) -> Ran:
+    return cli(env, "learn", "--ai", str(small["ai"]), "--human", str(small["human"]), "--name", "ace",
+               "--conditions", "as-given", *extra)
+
+
+def packs_dir(env: dict) -> Path:
+    return Path(env["AIMUSICD_DATA"]) / "packs"
+
+
+def leftovers(env: dict) -> list[str]:
+    return sorted(p.name for p in packs_dir(env).glob(".*")) if packs_dir(env).is_dir() else []
+
+
+def test_learn_writes_a_verified_pack_that_list_verify_and_remove_handle(home, small, cli):
+    proc = learn(cli, home, small, "--json")
+    assert proc.returncode == 0, proc.stderr
+    meta = json.loads(proc.stdout)
+    folder = packs_dir(home) / "ace"
+    assert meta["schema"] == "aimusicd.pack/1" and meta["name"] == "ace"
+    assert meta["examples"]["ai"]["files"] == 4 and meta["examples"]["human"]["files"] == 4
+    assert [m["condition"] for m in meta["metrics"]] == ["as-given"] and 0.5 <= meta["threshold"] < 1
+    assert sorted(p.name for p in folder.iterdir()) == ["MODEL_CARD.md", "SHA256SUMS", "fingerprint.json", "pack.json"]
+    assert subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=folder, capture_output=True).returncode == 0
+    assert "| as-given |" in (folder / "MODEL_CARD.md").read_text()
+
+    listed = cli(home, "models", "list")
+    line = next(l for l in listed.stdout.splitlines() if l.startswith("pack:ace"))
+    sums = dict(reversed(l.split("  ")) for l in (folder / "SHA256SUMS").read_text().splitlines())
+    assert " ok " in line and f"sha256 {sums['fingerprint.json'][:16]}" in line and "as-given:" in line
+    assert "pack:ace" in cli(home, "models", "verify").stdout
+
+    again = learn(cli, home, small)
+    assert again.returncode == 2 and "pack ace exists" in again.stderr and "--force" in again.stderr
+    forced = learn(cli, home, small, "--force")
+    assert forced.returncode == 0 and "8 files, 8 already measured" in forced.stderr    # the feature cache
+    assert leftovers(home) == []
+
+    removed = cli(home, "models", "remove", "ace")
+    assert removed.returncode == 0 and not folder.exists()
+    missing = cli(home, "models", "remove", "ace")
+    assert missing.returncode == 2 and "no pack named ace" in missing.stderr
+
+
+def test_bad_input_is_one_clear_line_and_nothing_is_half_written(home, small, tmp_path, cli):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    out = cli(home, "learn", "--ai", str(empty), "--human", str(small["human"]), "--name", "x")
+    assert out.returncode == 2 and f"{empty}: no audio files found" in out.stderr
+
+    tiny = copies(sorted(small["ai"].iterdir())[:2], tmp_path / "tiny")
+    out = cli(home, "learn", "--ai", str(tiny), "--human", str(small["human"]), "--name", "x",
+              "--conditions", "as-given")
+    assert out.returncode == 2 and "--ai: 2 distinct readable audio files; learn needs at least 3" in out.stderr
+
+    same = copies([sorted(small["human"].iterdir())[0]], tmp_path / "ai-with-a-human-file")
+    copies(sorted(small["ai"].iterdir())[:3], same)
+    out = cli(home, "learn", "--ai", str(same), "--human", str(small["human"]), "--name", "x")
+    assert out.returncode == 2 and "given as both AI and human music" in out.stderr
+
+    out = cli(home, "learn", "--ai", str(small["ai"]), "--name", "x",
+              "--human-reference", str(tmp_path / "absent.json"))
+    assert out.returncode == 2 and "pass --human DIR" in out.stderr
+
+    out = cli(home, "learn", "--ai", str(small["ai"]), "--human", str(small["human"]), "--name", "../x")
+    assert out.returncode == 2 and "pack name '../x'" in out.stderr
+
+    broken = copies(sorted(small["ai"].iterdir()), tmp_path / "ai-and-a-broken-file")
+    (broken / "broken.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunk")
+    out = cli(home, "learn", "--ai", str(broken), "--human", str(small["human"]), "--name", "x",
+              "--conditions", "as-given")
+    assert out.returncode == 0, out.stderr
+    assert "skipped (unreadable):" in out.stderr and "broken.wav" in out.stderr
+    assert "(1 unreadable files skipped)" in out.stdout
+    assert json.loads((packs_dir(home) / "x" / "pack.json").read_text())["skipped_files"] == 1
+
+    out = cli(home, "calibrate", "--human", str(small["human"]), "--fpr", "0.01", "--conditions", "as-given")
+    assert out.returncode == 2
+    assert "calibrate --fpr 0.01 needs at least 300 excerpts of human music" in out.stderr
+    assert "gave 4" in out.stderr
+    assert not (Path(home["XDG_CONFIG_HOME"]) / "aimusicd" / "thresholds.toml").exists()
+    assert leftovers(home) == [] and sorted(p.name for p in packs_dir(home).iterdir()) == ["x"]
+
+
+def test_a_learned_pack_from_a_reference_alone(home, small, tmp_path, cli):
+    """Without --human, the packaged human reference (here a small one made from real music)."""
+    from daemon.learning.features import measure, sources_of
+
+    measured, _ = measure(sources_of([], sorted(small["human"].iterdir())), ["as-given"], tmp_path / "cache", log=print)
+    spectra = np.vstack([m.spectrum for m in measured]).astype(float)
+    ref = tmp_path / "human_reference.json"
+    ref.write_text(json.dumps({"spectrum": {"mean": spectra.mean(0).tolist(), "std": (spectra.std(0) + 0.5).tolist(),
+                                            "n": len(spectra)}}))
+    out = cli(home, "learn", "--ai", str(small["ai"]), "--name", "ref", "--human-reference", str(ref),
+              "--conditions", "as-given", "--json")
+    assert out.returncode == 0, out.stderr
+    meta = json.loads(out.stdout)
+    assert meta["human_source"] == "reference" and meta["metrics"][0]["n_human"] == 400
+
+
+def test_a_damaged_or_newer_pack_is_refused_in_one_line_and_analysis_goes_on(home, small, cli):
+    assert learn(cli, home, small).returncode == 0
+    for name in ("bad", "newer"):
+        shutil.copytree(packs_dir(home) / "ace", packs_dir(home) / name)
+    bad = packs_dir(home) / "bad"
+    fp = json.loads((bad / "fingerprint.json").read_text())
+    (bad / "fingerprint.json").write_text(json.dumps({**fp, "threshold": 0.01}))
+    newer = packs_dir(home) / "newer"
+    meta = json.loads((newer / "pack.json").read_text())
+    for key, value in (("schema", "aimusicd.pack/2"), ("name", "newer")):
+        meta[key] = value
+    (newer / "pack.json").write_text(json.dumps(meta))
+    (newer / "fingerprint.json").write_text(json.dumps({**fp, "name": "newer"}))
+    subprocess.run("sha256sum pack.json fingerprint.json MODEL_CARD.md > SHA256SUMS", shell=True, cwd=newer, check=True)
+
+    verify = cli(home, "models", "verify")
+    assert verify.returncode == 1
+    assert "pack bad: fingerprint.json fails its sha256 check" in verify.stdout
+    assert "pack newer: written by aimusicd" in verify.stdout and "upgrade to use it" in verify.stdout
+    track = sorted(small["ai"].iterdir())[0]
+    scan = cli(home, "scan", "--mode", "cnn", "--json", "--no-report", str(track))
+    assert scan.returncode == 0, scan.stderr
+    refused = [l for l in scan.stderr.splitlines() if "refused" in l]
+    assert len(refused) == 2 and all("running without it" in l for l in refused)
+    names = [m["name"] for m in json.loads(scan.stdout)["reports"][0]["engines"]["fingerprint"]["matches"]]
+    assert "ace" in names and "bad" not in names and "newer" not in names
+
+
+def _row(rows: list[dict], condition: str, engine: str) -> dict:
+    return next(r for r in rows if r["condition"] == condition and r["engine"] == engine)
+
+
+@pytest.fixture(scope="module")
+def real(tmp_path_factory) -> dict[str, Path]:
+    """ACE-Step train+calib prompts to learn from, its test prompts to catch; human music of calib-
+    split packages to learn against and of held-out test-split packages (20-s excerpts) to judge."""
+    base = tmp_path_factory.mktemp("real")
+    return {"ai_learn": copies(ace_step("train", "calib"), base / "ace-learn"),
+            "ai_test": copies(ace_step("test"), base / "ace-test"),
+            "human_learn": copies(package("lincity-ng-data") + package("frozen-bubble-data")
+                                  + package("extremetuxracer-data"), base / "human-learn"),
+            "held_out": excerpts(package("xmoto-data") + package("flare-game"), base / "human-test", 20.0, 10)}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(3600)
+def test_a_pack_learned_on_ace_step_catches_its_unseen_prompts_under_mp3_64(home, cli, real, capsys):
+    assert len(list(real["held_out"].iterdir())) >= 100
+    learned = cli(home, "learn", "--ai", str(real["ai_learn"]), "--human", str(real["human_learn"]),
+                  "--name", "ace-step", "--json")
+    assert learned.returncode == 0, learned.stderr
+    with capsys.disabled():
+        print("\nlearn (cross-validated):", *json.loads(learned.stdout)["metrics"], sep="\n")
+
+    evaluated = cli(home, "eval", "--human", str(real["held_out"]), "--ai", str(real["ai_test"]),
+                    "--conditions", "mp3-64", "--engines", "cnn", "--json")
+    assert evaluated.returncode == 0, evaluated.stderr
+    rows = json.loads(evaluated.stdout)
+    with capsys.disabled():
+        print("eval on the test prompts and held-out packages:")
+        for r in rows:
+            print({k: r[k] for k in ("condition", "engine", "n_ai", "n_human", "ai_recall", "human_fp_rate", "auc")})
+    fast_pass = _row(rows, "mp3-64", "cnn+img")           # the verdicts the daemon gives, the pack's included
+    assert fast_pass["n_ai"] == len(list(real["ai_test"].iterdir())) and fast_pass["n_human"] >= 100
+    assert fast_pass["ai_recall"] >= 0.8 and fast_pass["human_fp_rate"] < 0.01
+
+    caught = cli(home, "scan", "--mode", "cnn", "--no-report", str(sorted(real["ai_test"].iterdir())[0]))
+    assert caught.returncode == 0 and "matched: ace-step p=" in caught.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(3600)
+def test_thresholds_calibrated_on_one_folder_hold_on_another(home, cli, real):
+    calibrated = cli(home, "calibrate", "--human", str(real["human_learn"]), "--fpr", "0.1",
+                     "--conditions", "as-given", "--json")
+    assert calibrated.returncode == 0, calibrated.stderr
+    written = json.loads(calibrated.stdout)
+    assert written["excerpts"] >= 30 and Path(written["path"]).is_file()
+    assert written["path"] in cli(home, "config", "list").stdout
+    holds = cli(home, "eval", "--human", str(real["held_out"]), "--ai", str(real["ai_test"]),
+                "--conditions", "as-given", "--engines", "cnn", "--json")
+    row = _row(json.loads(holds.stdout), "as-given", "cnn+img")
+    assert row["n_human"] >= 100 and row["human_fp_rate"] <= 0.1, row
+
+
+def test_calibrated_thresholds_are_merged_under_presets_and_config_list_names_them(home, cli, tmp_path):
+    from daemon.config import load_config
+    from daemon.errors import ConfigError
+    from daemon.learning.calibrate import Calibration, write_thresholds
+
+    assert "thresholds: shipped with the models" in cli(home, "config", "list").stdout
+    cal = Calibration(0.93, None, {"ace-step": 0.97}, [], 320, 160.0)
+    write_thresholds(Path(home["XDG_CONFIG_HOME"]) / "aimusicd" / "thresholds.toml", cal, 0.01, [tmp_path], ["as-given"])
+    cfg = load_config()
+    assert cfg.engines.ai_threshold == 0.93 and cfg.fingerprint_thresholds == {"ace-step": 0.97}
+    listed = cli(home, "config", "list").stdout
+    assert "thresholds.toml (calibrated" in listed and "on 320 excerpts, false-positive rate 0.01)" in listed
+    preset = tmp_path / "mine.toml"
+    preset.write_text("[engines]\nai_threshold = 0.99\n")
+    assert load_config(str(preset)).engines.ai_threshold == 0.99          # a preset's own value wins
+    (Path(home["XDG_CONFIG_HOME"]) / "aimusicd" / "thresholds.toml").write_text("[fingerprints]\nx = 3\n")
+    with pytest.raises(ConfigError, match="x = 3 is not a probability"):
+        load_config()
