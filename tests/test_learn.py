@@ -235,7 +235,7 @@ def real(tmp_path_factory) -> dict[str, Path]:
 def test_a_pack_learned_on_ace_step_catches_its_unseen_prompts_under_mp3_64(home, cli, real, capsys):
     assert len(list(real["held_out"].iterdir())) >= 100
     learned = cli(home, "learn", "--ai", str(real["ai_learn"]), "--human", str(real["human_learn"]),
-                  "--name", "ace-step", "--json")
+                  "--name", "ace-step", "--conditions", "as-given", "mp3-64", "--json")
     assert learned.returncode == 0, learned.stderr
     with capsys.disabled():
         print("\nlearn (cross-validated):", *json.loads(learned.stdout)["metrics"], sep="\n")
