@@ -351,7 +351,10 @@ def test_a_burst_of_requests_is_served_or_counted_as_dropped(daemon):
         nonlocal asked
         time.sleep(1.0)
         asked += 1
-        fields = status(d, timeout=120)            # behind the whole burst on a busy machine
+        try:
+            fields = status(d, timeout=20)
+        except AssertionError:                     # the status request itself met a full buffer
+            return False
         served = fields[10] - packets_before - asked     # minus the status requests themselves
         return served + (fields[11] - drops_before) == burst
 
