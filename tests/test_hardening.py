@@ -176,7 +176,7 @@ def test_a_full_state_disk_fails_requests_clearly_stalls_workers_and_recovers(da
     filler.unlink()
     d.client.wait_for("/aimusic/result", 60, where=lambda m: m.args[0] == 3)
     assert analyse(d, song, 4)[2] in ("ai", "human", "uncertain")
-    assert status(d)[6] == "idle"
+    wait_until(lambda: status(d)[6] == "idle", 30, "the CNN worker idle once its jobs are done")
     assert "Exception in thread" not in d.log()
 
 
@@ -366,6 +366,8 @@ def test_status_reports_each_worker_and_its_last_job(daemon, wav):
     fields = status(d)
     assert fields[6:10] == ("idle", "", "idle", "")
     analyse(d, wav("s.wav"), 1)
+    # the result is pushed from inside the job: the worker turns idle just after
+    wait_until(lambda: status(d)[6] == "idle", 30, "the CNN worker idle once its job is done")
     cnn_state, cnn_last, demucs_state, demucs_last = status(d)[6:10]
     assert (cnn_state, demucs_state, demucs_last) == ("idle", "idle", "")
     assert cnn_last.startswith(time.strftime("%Y-"))
