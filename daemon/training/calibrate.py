@@ -320,20 +320,27 @@ def choose_thresholds(probs: dict[str, np.ndarray], data: FusionData) -> tuple[f
     fakes in the overlap being called "human" with a probability that says "ai". The
     quantiles ignore the fits' weights: every human example counts fully here, whichever package
     it comes from, so a package whose music looks AI-like still holds the threshold up."""
-    human = data.y == 0
-    groups = sorted(set(data.group))
-    hi_q, mid_q = [], []
-    for p in probs.values():
-        for g in groups:
-            sel = human & np.array([x == g for x in data.group]) & ~np.isnan(p)
-            if sel.sum() == 0:
-                continue
-            hi_q.append(np.quantile(p[sel], 1 - MAX_HUMAN_FP, method="higher"))
-            mid_q.append(np.quantile(p[sel], 1 - MAX_HUMAN_UNCERTAIN, method="higher"))
-    ai_t = float(np.clip(_odds_shift(max(hi_q), THRESHOLD_ODDS_MARGIN), *AI_THRESHOLD_RANGE))
-    human_t = float(np.clip(_odds_shift(max(mid_q), THRESHOLD_ODDS_MARGIN), 0.01,
+    ai_t = ai_threshold(probs.values(), data.y, data.group)
+    mid = worst_human_quantile(probs.values(), data.y, data.group, 1 - MAX_HUMAN_UNCERTAIN)
+    human_t = float(np.clip(_odds_shift(mid, THRESHOLD_ODDS_MARGIN), 0.01,
                             min(HUMAN_THRESHOLD_MAX, ai_t - 0.01)))
-    return round(ai_t, 4), round(human_t, 4)
+    return ai_t, round(human_t, 4)
+
+
+def worst_human_quantile(probs, y: np.ndarray, group: list[str], q: float) -> float:
+    """The highest, over the probability arrays and codec groups, of the q quantile of human
+    examples' probabilities (nan ignored)."""
+    human = np.asarray(y) == 0
+    in_group = [human & np.array([x == g for x in group]) for g in sorted(set(group))]
+    return float(max(np.quantile(p[sel & ~np.isnan(p)], q, method="higher")
+                     for p in probs for sel in in_group if (sel & ~np.isnan(p)).any()))
+
+
+def ai_threshold(probs, y: np.ndarray, group: list[str]) -> float:
+    """Above the (1 - MAX_HUMAN_FP) quantile of human probabilities in the worst codec group and
+    model, at twice its odds, within AI_THRESHOLD_RANGE (the fusion's and each fingerprint's)."""
+    top = worst_human_quantile(probs, y, group, 1 - MAX_HUMAN_FP)
+    return round(float(np.clip(_odds_shift(top, THRESHOLD_ODDS_MARGIN), *AI_THRESHOLD_RANGE)), 4)
 
 
 HUMAN_LIMIT_QUANTILES = (0.80, 0.85, 0.90, 0.92, 0.94, 0.95, 0.96, 0.97, 0.98, 0.99, 0.995, 1.0)

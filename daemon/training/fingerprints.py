@@ -11,7 +11,7 @@ import numpy as np
 
 from ..engines.fingerprint import GeneratorFingerprint, feature_names
 from ..engines.logistic import LogisticModel, sigmoid
-from .calibrate import AI_THRESHOLD_RANGE, MAX_HUMAN_FP, THRESHOLD_ODDS_MARGIN, _odds_shift, fit_platt
+from .calibrate import ai_threshold, fit_platt
 from .metrics import roc_auc
 from .scoring import Scored
 
@@ -43,10 +43,7 @@ def fit_generator(name: str, description: str, train: list[Scored], calib: list[
                           model.intercept * a + b)
     p = sigmoid(model.logit(cx))
     human = np.array([s.label == 0 for s in calib])
-    groups = np.array([s.codec.split("-")[0] for s in calib])
-    tops = [np.quantile(p[human & (groups == g)], 1 - MAX_HUMAN_FP, method="higher")
-            for g in sorted(set(groups[human]))]
-    threshold = round(float(np.clip(_odds_shift(max(tops), THRESHOLD_ODDS_MARGIN), *AI_THRESHOLD_RANGE)), 4)
+    threshold = ai_threshold([p], np.array([s.label for s in calib]), [s.codec.split("-")[0] for s in calib])
     mine = cy == 1
     auc = roc_auc(np.r_[np.ones(mine.sum()), np.zeros(human.sum())], np.r_[p[mine], p[human]])
     fp = float(np.mean(p[human] >= threshold))
