@@ -11,16 +11,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .audio import Audio, Limits, load_audio, normalise_level
-from .audio.codec import codec_history
+from .audio import Audio, Limits, load_audio
 from .config import Config, cache_dir
 from .engines.cnn import CnnEngine
 from .engines.demucs.engine import DemucsEngine, DemucsEvidence, DemucsHead
 from .engines.demucs.separation import Separator, load_htdemucs
 from .engines.demucs.weights import WeightStore
+from .engines.fastpass import measure_fast
 from .engines.fingerprint import FingerprintEngine
 from .engines.fusion import Delivery, Evidence, Fusion
-from .engines.images import measure_images
 from .engines.packs import load_packs, packs_root
 from .hashing import sha256_file
 from .report import Report
@@ -98,29 +97,23 @@ class Analyzer:
 
     # -- analysis --------------------------------------------------------------------------------
     def read(self, path: Path) -> Audio:
-        """The file decoded and level-normalised, as every engine reads it."""
-        audio = load_audio(path, self.limits)
-        audio.samples = normalise_level(audio.samples)
-        return audio
+        """The file decoded; each engine reads it level-normalised (`Audio.mono`, `Audio.normalised`)."""
+        return load_audio(path, self.limits)
 
     def first_pass(self, path: str | Path, mode: str) -> Pass:
         """Decode, measure the codec history and run the fast pass: the CNN, the image score and
         the generator fingerprints (unless mode is "demucs")."""
         path = Path(path)
-        timings: dict[str, float] = {}
         t0 = time.perf_counter()
         audio = self.read(path)
-        codec = codec_history(audio.mono, audio.sample_rate, audio.info)
+        _ = audio.mono
+        timings = {"decode_s": time.perf_counter() - t0}
+        fast = measure_fast(audio, self.cnn if mode != "demucs" else None,
+                            self.fingerprints if mode != "demucs" else None)
+        timings.update(fast.timings)
+        codec, cnn, images, fingerprint = fast.codec, fast.cnn, fast.images, fast.fingerprint
         delivery = Delivery.of(codec)
-        timings["decode_s"] = time.perf_counter() - t0
         fusion = self.fusion
-        cnn = images = fingerprint = None
-        if mode != "demucs":
-            cnn = self.cnn.score_track(audio.mono)
-            images = measure_images(audio.mono, audio.sample_rate)
-            fingerprint = self.fingerprints.measure(audio.mono, audio.sample_rate, codec.bandwidth_hz)
-            timings["cnn_s"], timings["images_s"] = cnn.seconds, images.seconds
-            timings["fingerprint_s"] = fingerprint.seconds
         evidence = Evidence(cnn.logit, images.score, None, fingerprint) if cnn else None
         if mode == "cnn":
             reason = None
@@ -151,7 +144,7 @@ class Analyzer:
     def second_pass(self, first: Pass) -> Report:
         """Run the Demucs engine on the file of `first` and fuse both engines' evidence."""
         report = first.report
-        demucs = self.demucs.analyze(first.audio.samples, reason=first.demucs_reason or "")
+        demucs = self.demucs.analyze(first.audio.normalised(), reason=first.demucs_reason or "")
         evidence = Evidence(report.cnn.logit if report.cnn else None,
                             report.images.score if report.images else None, demucs.logit, report.fingerprint)
         verdict = self.fusion.combine(evidence, Delivery.of(report.codec))

@@ -3,12 +3,18 @@ one-line error (naming the file and the reason) for every kind of bad input."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import soundfile as sf
+import soxr
 
-from daemon.audio import ENGINE_RATE, Limits, downmix_to_stereo, load_audio
-from daemon.audio.codec import codec_history
+from daemon.audio import ENGINE_RATE, Limits, downmix_to_stereo, load_audio, resample
+from daemon.audio.codec import codec_history, welch
+from daemon.audio.filters import grey_opening, median_filter, trailing_mean
+from daemon.audio.level import TARGET_PEAK
 from daemon.errors import AudioError
 from support.audio import GOOD, music
 
@@ -95,3 +101,68 @@ def test_a_wav_still_being_written_is_reported_as_such(tmp_path):
         fh.flush()
         assert incomplete_reason(path) is not None   # header not final until close
     assert incomplete_reason(path) is None
+
+
+@pytest.mark.parametrize("subtype", ["PCM_16", "PCM_24", "PCM_32", "FLOAT"])
+@pytest.mark.parametrize("ext", [".wav", ".flac"])
+def test_integer_pcm_is_read_as_libsndfiles_own_float_conversion(tmp_path, subtype, ext):
+    if ext == ".flac" and subtype in ("PCM_32", "FLOAT"):
+        pytest.skip("FLAC holds at most 24-bit integers")
+    rng = np.random.default_rng(1)
+    path = tmp_path / f"x{ext}"
+    sf.write(path, (rng.standard_normal((3 * 44100, 2)) * 0.3).clip(-1, 1), 44100, subtype=subtype)
+    expected, _ = sf.read(path, dtype="float32", always_2d=True)
+    np.testing.assert_array_equal(load_audio(path).decoded, expected.T)
+
+
+@pytest.mark.parametrize("rate_in", [8000, 22050, 32000, 48000, 96000])
+def test_a_long_signal_resampled_in_pieces_equals_one_conversion(rate_in):
+    rng = np.random.default_rng(2)
+    x = (rng.standard_normal(rate_in * 40) * 0.2).astype(np.float32)
+    whole = soxr.resample(x, rate_in, ENGINE_RATE, quality="HQ")
+    pieces = resample(x, rate_in, ENGINE_RATE)
+    assert pieces.shape == whole.shape
+    assert np.abs(pieces - whole).max() < 1e-6
+
+
+def test_welch_is_scipys(fixtures_dir):
+    from scipy.signal import welch as scipy_welch
+
+    mono = load_audio(fixtures_dir / "good" / "music.wav").mono
+    freqs, power = welch(mono, ENGINE_RATE)
+    ref_freqs, ref_power = scipy_welch(mono, fs=ENGINE_RATE, nperseg=4096, noverlap=2048)
+    np.testing.assert_allclose(freqs, ref_freqs)
+    np.testing.assert_allclose(power, ref_power, rtol=1e-4, atol=ref_power.max() * 1e-7)
+
+
+@pytest.mark.parametrize("rate", [44100, 48000])
+def test_the_fast_pass_mid_is_the_mid_of_the_normalised_stereo(tmp_path, rate):
+    rng = np.random.default_rng(3)
+    t = np.arange(rate * 5) / rate
+    x = np.stack([np.sin(2 * np.pi * 440 * t) * 3 + 0.2, rng.standard_normal(t.size) * 0.5 - 0.1], axis=1)
+    sf.write(tmp_path / "x.wav", x, rate, subtype="FLOAT")
+    audio = load_audio(tmp_path / "x.wav")
+    stereo = audio.normalised()
+    assert stereo.shape == audio.samples.shape and stereo.flags.c_contiguous
+    assert abs(np.abs(stereo).max() - TARGET_PEAK) < 0.01 and np.abs(stereo.mean(axis=1)).max() < 1e-4
+    np.testing.assert_allclose(audio.mono, stereo.mean(axis=0), atol=2e-6)
+    assert audio.samples.max() > 3    # `samples` stays as decoded
+
+
+@pytest.mark.parametrize("size", [3, 9, 23, 55, 56])
+def test_the_filters_equal_scipys(size):
+    from scipy import ndimage
+
+    x = (np.random.default_rng(size).standard_normal(4097) * 10).astype(np.float32)
+    np.testing.assert_array_equal(
+        trailing_mean(x, size), ndimage.uniform_filter1d(x, size, origin=(size - 1) // 2, mode="nearest"))
+    if size % 2:
+        np.testing.assert_array_equal(median_filter(x, size), ndimage.median_filter(x, size=size, mode="nearest"))
+        np.testing.assert_array_equal(grey_opening(x, size), ndimage.grey_opening(x, size=size))
+
+
+def test_the_fast_pass_imports_no_scipy():
+    code = ("import sys, daemon.analysis; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'scipy'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -11,12 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.ndimage import median_filter, uniform_filter1d
-from scipy.signal import welch
+
+from .filters import median_filter, trailing_mean
 
 from .decode import AudioInfo
 
 ANALYSIS_SECONDS = 30.0
+SEGMENT = 4096
 CLIFF_WIDTH_HZ = 600.0
 CLIFF_DB = 20.0          # a drop to (nearly) everything above that no natural roll-off produces
 MIN_EDGE_HZ = 5000.0
@@ -45,11 +46,11 @@ def codec_history(mono: np.ndarray, rate: int, info: AudioInfo) -> CodecHistory:
     if mono.size > span:                       # the middle of the track represents it well enough
         start = (mono.size - span) // 2
         mono = mono[start:start + span]
-    freqs, power = welch(mono, fs=rate, nperseg=4096, noverlap=2048)
+    freqs, power = welch(mono, rate)
     # The median filter removes stray bins (tones, spurs) so that a suffix maximum can be used.
-    level = median_filter(10 * np.log10(power + 1e-20), size=9, mode="nearest")
+    level = median_filter(10 * np.log10(power + 1e-20), 9)
     width = max(1, int(CLIFF_WIDTH_HZ / (freqs[1] - freqs[0])))
-    below = uniform_filter1d(level, width, origin=(width - 1) // 2, mode="nearest")   # mean of level[k-w+1 .. k]
+    below = trailing_mean(level, width)                                                 # mean of level[k-w+1 .. k]
     above = np.maximum.accumulate(level[::-1])[::-1]                                   # max of level[k ..]
     # The band edge: the first bin from which everything above lies far below the content just
     # under it. Natural roll-off never drops that far that suddenly.
@@ -65,3 +66,16 @@ def codec_history(mono: np.ndarray, rate: int, info: AudioInfo) -> CodecHistory:
         bandwidth_hz=round(bandwidth, 1), cliff_db=round(cliff, 1),
         lossy=info.lossy or band_limited,
     )
+
+
+def welch(x: np.ndarray, rate: int) -> tuple[np.ndarray, np.ndarray]:
+    """Welch's power spectral density, as scipy.signal.welch(x, rate, nperseg=SEGMENT) computes it
+    (periodic Hann window, half overlap, each segment's mean removed, one-sided density), without
+    importing scipy.signal (see filters.py)."""
+    hop = SEGMENT // 2
+    frames = np.lib.stride_tricks.sliding_window_view(np.asarray(x, dtype=np.float32), SEGMENT)[::hop]
+    window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(SEGMENT) / SEGMENT)).astype(np.float32)
+    spec = np.fft.rfft((frames - frames.mean(axis=1, keepdims=True)) * window, axis=1)
+    power = (spec.real ** 2 + spec.imag ** 2).mean(axis=0) / (rate * float((window ** 2).sum()))
+    power[1:-1] *= 2    # one-sided: the negative frequencies' share (not DC, not Nyquist)
+    return np.fft.rfftfreq(SEGMENT, 1 / rate), power

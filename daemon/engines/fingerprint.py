@@ -21,9 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import scipy.fft
-from scipy.ndimage import grey_opening
 
+from ..audio.filters import grey_opening
 from ..errors import ModelError
 from ..hashing import sha256_file
 from .logistic import LogisticModel, sigmoid
@@ -68,7 +67,7 @@ def long_term_spectrum(mono: np.ndarray, rate: int, band_edge_hz: float) -> Spec
         starts = np.linspace(0, len(mono) - N_FFT, min(count, MAX_FRAMES)).astype(int)
         frames = np.stack([mono[s:s + N_FFT] for s in starts])
     window = np.hanning(N_FFT).astype(np.float32)
-    spec = scipy.fft.rfft(frames.astype(np.float32) * window, axis=1)   # float32 throughout
+    spec = np.fft.rfft(frames.astype(np.float32) * window, axis=1)   # float32 throughout
     power = spec.real ** 2 + spec.imag ** 2
     ltas = 10 * np.log10(power.mean(axis=0) + 1e-20)
     bin_hz = rate / N_FFT
