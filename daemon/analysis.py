@@ -144,7 +144,7 @@ class Analyzer:
     def second_pass(self, first: Pass) -> Report:
         """Run the Demucs engine on the file of `first` and fuse both engines' evidence."""
         report = first.report
-        demucs = self.demucs.analyze(first.audio.normalised(), reason=first.demucs_reason or "")
+        demucs = self.demucs.analyze(first.audio, reason=first.demucs_reason or "")
         evidence = Evidence(report.cnn.logit if report.cnn else None,
                             report.images.score if report.images else None, demucs.logit, report.fingerprint)
         verdict = self.fusion.combine(evidence, Delivery.of(report.codec))

@@ -24,7 +24,7 @@ import torch
 from ..errors import AudioError
 from ..files import NotRegularFile, open_regular
 from .level import Level
-from .resample import resample
+from .resample import resample, span_input
 
 ENGINE_RATE = 44100
 MIN_RATE, MAX_RATE = 8000, 192000
@@ -79,11 +79,20 @@ class Audio:
         """float32 (2, frames) at the engine rate, C-contiguous, not normalised (codec simulation)."""
         return np.ascontiguousarray(resample(self.decoded, self.decoded_rate, self.sample_rate))
 
-    def normalised(self) -> np.ndarray:
-        """The stereo level-normalised at the engine rate, a new C-contiguous array. Normalised
-        before resampling, as `mono` is, so that a DC offset leaves no step at the edges."""
-        stereo = self.level.apply(np.array(self.decoded, dtype=np.float32, order="C"))
-        return np.ascontiguousarray(resample(stereo, self.decoded_rate, self.sample_rate))
+    @property
+    def frames(self) -> int:
+        """Frames at the engine rate (as in `mono`)."""
+        return self.mono.shape[0]
+
+    def normalised(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Frames [start, stop) of the stereo at the engine rate, level-normalised: a new
+        C-contiguous array, converted from only the part of the file it needs (Demucs reads a few
+        excerpts). Normalised before resampling, as `mono` is, so a DC offset leaves no step."""
+        stop = self.frames if stop is None else stop
+        lo, hi, skip = span_input(self.decoded.shape[1], self.decoded_rate, self.sample_rate, start, stop)
+        part = self.level.apply(np.array(self.decoded[:, lo:hi], dtype=np.float32, order="C"))
+        part = resample(part, self.decoded_rate, self.sample_rate)
+        return np.ascontiguousarray(part[:, skip:skip + stop - start])
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,10 @@
-"""Sample-rate conversion with libsoxr (its "HQ" quality), one conversion per signal.
+"""Sample-rate conversion with libsoxr (its "HQ" quality).
 
-A long mono signal is cut into overlapping pieces resampled in parallel (libsoxr releases the GIL):
-each piece starts on a whole period of the two rates, so its output samples fall on the same grid
-as the whole signal's, and the overlap, far longer than the filter, is cut away; the result equals
-the one-piece conversion to float32 rounding.
+`resample_span` converts only the part of a signal that gives the output samples [start, stop):
+the part starts on a whole period of the two rates, so its output falls on the same grid as the
+whole signal's, with a margin far longer than the filter cut away again; the result equals that
+span of the whole conversion to float32 rounding. A long mono signal is converted that way in
+parallel pieces (libsoxr releases the GIL), and Demucs reads its excerpts that way.
 """
 
 from __future__ import annotations
@@ -21,28 +22,48 @@ OVERLAP_SAMPLES = 8192           # input samples each side of a cut: >> libsoxr 
 _pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="resample")
 
 
+def _soxr(x: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim == 1:
+        return soxr.resample(x, rate_in, rate_out, quality="HQ")
+    return soxr.resample(x.T, rate_in, rate_out, quality="HQ").T   # soxr wants (frames, channels)
+
+
 def resample(x: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
     """Resample along the last axis: (n,) or (channels, n) float32 in, float32 out (the input
     itself when the rates are equal)."""
     if rate_in == rate_out:
         return x
-    x = np.asarray(x, dtype=np.float32)
-    if x.ndim == 2:
-        return soxr.resample(x.T, rate_in, rate_out, quality="HQ").T   # soxr wants (frames, channels)
     pieces = min(4, torch.get_num_threads())
-    if pieces < 2 or x.size < PARALLEL_ABOVE:
-        return soxr.resample(x, rate_in, rate_out, quality="HQ")
+    if x.ndim != 1 or pieces < 2 or x.size < PARALLEL_ABOVE:
+        return _soxr(x, rate_in, rate_out)
+    p_in, p_out = _periods(rate_in, rate_out)
+    cuts = [x.shape[-1] // p_in * i // pieces * p_out for i in range(pieces)] + [None]
+    spans = list(zip(cuts[:-1], cuts[1:]))
+    return np.concatenate(list(_pool.map(lambda span: resample_span(x, rate_in, rate_out, *span), spans)))
+
+
+def span_input(n: int, rate_in: int, rate_out: int, start: int, stop: int | None) -> tuple[int, int, int]:
+    """(lo, hi, skip): the input samples [lo, hi) of a signal of n whose conversion holds the
+    output samples [start, stop) of the whole signal's, from its output sample `skip` on."""
+    if rate_in == rate_out:
+        return start, n if stop is None else stop, 0
+    p_in, p_out = _periods(rate_in, rate_out)
+    margin = -(-OVERLAP_SAMPLES // p_in)                 # in periods, rounded up
+    lo = max(0, start // p_out - margin)
+    hi = n if stop is None else min(n, (-(-stop // p_out) + margin) * p_in)
+    return lo * p_in, hi, start - lo * p_out
+
+
+def resample_span(x: np.ndarray, rate_in: int, rate_out: int, start: int, stop: int | None) -> np.ndarray:
+    """Output samples [start, stop) (stop None: to the end) of `resample(x, rate_in, rate_out)`,
+    converting only the input they need."""
+    lo, hi, skip = span_input(x.shape[-1], rate_in, rate_out, start, stop)
+    y = _soxr(x[..., lo:hi], rate_in, rate_out) if rate_in != rate_out else x[..., lo:hi]
+    return y[..., skip:None if stop is None else skip + stop - start]
+
+
+def _periods(rate_in: int, rate_out: int) -> tuple[int, int]:
+    """Input and output samples in one common period of the two rates."""
     g = gcd(rate_in, rate_out)
-    p_in, p_out = rate_in // g, rate_out // g
-    periods = x.size // p_in
-    bounds = [periods * i // pieces for i in range(pieces + 1)]    # in periods
-    margin = -(-OVERLAP_SAMPLES // p_in)     # in periods, rounded up
-
-    def piece(i: int) -> np.ndarray:
-        lo = max(0, bounds[i] - margin)
-        hi = x.size if i == pieces - 1 else (bounds[i + 1] + margin) * p_in
-        y = soxr.resample(x[lo * p_in:hi], rate_in, rate_out, quality="HQ")
-        skip = (bounds[i] - lo) * p_out
-        return y[skip:] if i == pieces - 1 else y[skip:skip + (bounds[i + 1] - bounds[i]) * p_out]
-
-    return np.concatenate(list(_pool.map(piece, range(pieces))))
+    return rate_in // g, rate_out // g

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from ...audio import Audio
 from ...errors import ModelError
 from ...hashing import sha256_file
 from ..logistic import LogisticModel, sigmoid
@@ -57,11 +59,11 @@ class DemucsHead:
             raise ModelError(f"{path}: cannot load the Demucs feature head ({exc})") from None
 
 
-def choose_excerpts(stereo: np.ndarray, length: int, count: int) -> list[tuple[int, int]]:
+def choose_excerpts(mono: np.ndarray, length: int, count: int) -> list[tuple[int, int]]:
     """Up to `count` excerpts of `length` samples, spread over the track: the track (minus its
     edges) is cut into `count` zones and each zone gives its loudest half-overlapping candidate,
     so that silence and breaks are avoided without bunching the excerpts together."""
-    total = stereo.shape[-1]
+    total = mono.shape[-1]
     if total <= length:
         return [(0, total)]
     lo = int(total * EDGE_SKIP) if total * (1 - 2 * EDGE_SKIP) >= length * count else 0
@@ -72,7 +74,6 @@ def choose_excerpts(stereo: np.ndarray, length: int, count: int) -> list[tuple[i
     candidates = list(range(lo, hi + 1, stride))
     if candidates[-1] != hi:
         candidates.append(hi)
-    mono = stereo.mean(axis=0)
     energy = np.array([float(np.mean(mono[s:s + length] ** 2)) for s in candidates])
     zones = np.array_split(np.arange(len(candidates)), min(count, len(candidates)))
     chosen = [candidates[int(zone[np.argmax(energy[zone])])] for zone in zones if len(zone)]
@@ -89,23 +90,29 @@ class DemucsEngine:
         self.excerpts = excerpts
 
     def measure(self, stereo: np.ndarray) -> tuple[list[Excerpt], dict[str, float], list[dict]]:
-        """Separate the chosen excerpts one at a time (batching is slower on CPU and doubles the
-        peak memory) and return the excerpts, aggregated features and per-excerpt features."""
+        """The excerpts, aggregated features and per-excerpt features of a (2, n) signal."""
+        return self._measure(stereo.mean(axis=0), lambda start, end: stereo[:, start:end])
+
+    def _measure(self, mono: np.ndarray, excerpt: Callable[[int, int], np.ndarray]
+                 ) -> tuple[list[Excerpt], dict[str, float], list[dict]]:
+        """Choose the excerpts on the mid, then read and separate them one at a time (batching is
+        slower on CPU and doubles the peak memory)."""
         rate = self.separator.sample_rate
-        spans = choose_excerpts(stereo, self.separator.segment_samples, self.excerpts)
+        spans = choose_excerpts(mono, self.separator.segment_samples, self.excerpts)
         per_excerpt = []
         for start, end in spans:
-            mix = stereo[:, start:end]
+            mix = excerpt(start, end)
             stems = self.separator.separate(mix[None])[0]
             per_excerpt.append(excerpt_features(mix, stems, rate))
         excerpts = [Excerpt(round(s / rate, 3), round(e / rate, 3)) for s, e in spans]
         return excerpts, aggregate(per_excerpt), per_excerpt
 
-    def analyze(self, stereo: np.ndarray, reason: str) -> DemucsEvidence:
+    def analyze(self, audio: Audio, reason: str) -> DemucsEvidence:
+        """A decoded file: only its excerpts are read as stereo (level-normalised, at the engine rate)."""
         if self.head is None:
             raise ModelError("the Demucs engine has no feature head loaded")
         started = time.perf_counter()
-        excerpts, features, _ = self.measure(stereo)
+        excerpts, features, _ = self._measure(audio.mono, audio.normalised)
         logit = self.head.model.logit_of(features)
         return DemucsEvidence(
             ran=True, reason=reason, model=self.model_name, model_sha256=self.model_sha256,
