@@ -8,6 +8,9 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,8 +24,20 @@ from .engines.fastpass import measure_fast
 from .engines.fingerprint import FingerprintEngine
 from .engines.fusion import Delivery, Evidence, Fusion
 from .engines.packs import load_packs, packs_root
+from .errors import AudioError
 from .hashing import sha256_file
 from .report import Report
+
+
+@dataclass
+class Decoded:
+    """A file read for the engines, or why it cannot be."""
+
+    path: Path
+    audio: Audio | None = None
+    sha256: str = ""
+    seconds: float = 0.0
+    error: AudioError | None = None
 
 
 @dataclass
@@ -100,14 +115,38 @@ class Analyzer:
         """The file decoded; each engine reads it level-normalised (`Audio.mono`, `Audio.normalised`)."""
         return load_audio(path, self.limits)
 
-    def first_pass(self, path: str | Path, mode: str) -> Pass:
-        """Decode, measure the codec history and run the fast pass: the CNN, the image score and
-        the generator fingerprints (unless mode is "demucs")."""
-        path = Path(path)
+    def read_ahead(self, paths: Iterable[Path]) -> Iterator[Decoded]:
+        """Each file hashed and decoded (its mid made) in a helper thread while the caller
+        analyses the one before: `scan` overlaps reading with the engines."""
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead") as pool:
+            pending: deque[Future[Decoded]] = deque()
+            for path in paths:
+                pending.append(pool.submit(self._decode, Path(path)))
+                if len(pending) > 1:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+
+    def _decode(self, path: Path) -> Decoded:
         t0 = time.perf_counter()
-        audio = self.read(path)
-        _ = audio.mono
-        timings = {"decode_s": time.perf_counter() - t0}
+        try:
+            audio = self.read(path)
+            _ = audio.mono
+            return Decoded(path, audio, sha256_file(path), time.perf_counter() - t0)
+        except AudioError as exc:
+            return Decoded(path, error=exc)
+        except OSError as exc:
+            return Decoded(path, error=AudioError(path, f"cannot read ({exc.strerror})"))
+
+    def first_pass(self, path: str | Path, mode: str, decoded: Decoded | None = None) -> Pass:
+        """Decode, measure the codec history and run the fast pass: the CNN, the image score and
+        the generator fingerprints (unless mode is "demucs"). `decoded`: the file already read."""
+        path = Path(path)
+        decoded = decoded or self._decode(path)
+        if decoded.error:
+            raise decoded.error
+        audio = decoded.audio
+        timings = {"decode_s": decoded.seconds}
         fast = measure_fast(audio, self.cnn if mode != "demucs" else None,
                             self.fingerprints if mode != "demucs" else None)
         timings.update(fast.timings)
@@ -126,7 +165,7 @@ class Analyzer:
         verdict = fusion.combine(evidence, delivery) if evidence else None
         skipped = "pending: " + reason if reason else ("mode cnn" if mode == "cnn" else "cnn confident")
         report = Report(
-            file=str(path.resolve()), sha256=sha256_file(path), mode=mode,
+            file=str(path.resolve()), sha256=decoded.sha256, mode=mode,
             duration_s=audio.duration_s, sample_rate=audio.info.sample_rate,
             channels=audio.info.channels, codec=codec,
             verdict=verdict.label if verdict else "uncertain",
@@ -155,9 +194,9 @@ class Analyzer:
         report.timings["demucs_s"] = demucs.seconds
         return report
 
-    def analyze(self, path: str | Path, mode: str) -> Report:
+    def analyze(self, path: str | Path, mode: str, decoded: Decoded | None = None) -> Report:
         t0 = time.perf_counter()
-        first = self.first_pass(path, mode)
+        first = self.first_pass(path, mode, decoded)
         report = self.second_pass(first) if first.demucs_reason else first.report
-        report.timings["total_s"] = time.perf_counter() - t0
+        report.timings["total_s"] = time.perf_counter() - t0 + (decoded.seconds if decoded else 0.0)
         return report

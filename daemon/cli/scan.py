@@ -54,10 +54,11 @@ def run(args) -> int:
             print(result_line("error", "-", "-", "-", msg), file=out)
     started = time.perf_counter()
     progress = progress_bar(len(files))
-    for path in files:
+    for decoded in analyzer.read_ahead(files):
+        path = decoded.path
         t0 = time.perf_counter()
         try:
-            report = analyzer.analyze(path, mode)
+            report = analyzer.analyze(path, mode, decoded)
         except AimusicError as exc:
             failed.append((path, str(exc)))
             if not args.json:
