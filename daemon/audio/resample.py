@@ -16,6 +16,7 @@ import numpy as np
 import soxr
 import torch
 
+RESAMPLER = "soxr-hq"            # names the conversion where cached evidence depends on it
 PARALLEL_ABOVE = 1 << 20         # samples: below this, threads cost more than they save
 OVERLAP_SAMPLES = 8192           # input samples each side of a cut: >> libsoxr HQ's filter
 

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
+from ..audio.resample import RESAMPLER
 from ..engines import fingerprint
 from ..engines.cnn import CnnEngine, CnnModelMeta, CnnNet, NetConfig, save_cnn
 from ..engines.demucs.engine import DemucsEngine
@@ -176,9 +177,9 @@ def run_training(out_dir: Path, work_dir: Path, corpora_dir: Path, demucs_weight
     separator = Separator(load_htdemucs(demucs_weights))
     demucs = DemucsEngine(separator, None, "htdemucs", sha256_file(demucs_weights), excerpts=1)
     # Every example's evidence (CNN, image score, spectrum, Demucs features): an interrupted or
-    # repeated run renders only what is missing. The CNN's checksum is in the name: another CNN,
-    # other evidence.
-    cache_path = work_dir / (f"evidence_{suffix}_{sha256_file(cnn_run.path)[:12]}_"
+    # repeated run renders only what is missing. The CNN's checksum and the resampler are in the
+    # name: another CNN or another resampler, other evidence.
+    cache_path = work_dir / (f"evidence_{suffix}_{sha256_file(cnn_run.path)[:12]}_{RESAMPLER}_"
                              f"fp{fingerprint.N_FFT}-{fingerprint.MAX_FRAMES}-{fingerprint.POOL}.json")
     cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
     cached_before = len(cache)
