@@ -176,7 +176,8 @@ def test_reaper_script_pure_functions(tmp_path):
         assert(M.failure_message(3, nil, cfg):find("is it running"))
         assert(M.failure_message(nil, nil, cfg):find("set AIMUSICD"))
         assert(M.failure_message(1, {{ error = "file not found" }}, cfg):find("file not found"))
-        assert(M.failure_message(2, nil, cfg):find("9432"))
+        assert(M.failure_message(1, nil, cfg):find("9432"))
+        assert(M.failure_message(2, nil, cfg):find("preset is invalid"))
 
         -- the message box text
         local text, counts = M.summary({{ {{ path = "/a/mix.wav", result = {{ verdict = "ai", prob_ai = 0.97 }} }},
