@@ -11,10 +11,10 @@ import pytest
 import soundfile as sf
 from scipy.signal import butter, correlate, sosfiltfilt, welch
 
-from daemon.training.codecs import (
+from daemon.evaluation.codecs import (
     AAC_BITRATES, EVAL_CONDITIONS, MP3_BITRATES, OPUS_BITRATES, CodecSpec, apply_codec, encode_file,
-    random_codec,
 )
+from daemon.training.examples import random_codec
 
 RATE = 44100
 

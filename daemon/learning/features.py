@@ -27,7 +27,7 @@ from ..engines.fingerprint import long_term_spectrum
 from ..errors import AudioError, UsageError
 from ..files import audio_files_in
 from ..hashing import sha256_file
-from ..training.codecs import EVAL_CONDITIONS, NONE, CodecSpec, apply_codec
+from ..evaluation.codecs import EVAL_CONDITIONS, NONE, CodecSpec, apply_codec
 
 EXCERPT_S = 30.0
 MAX_EXCERPTS = 12

@@ -152,8 +152,8 @@ def fold_of(table: Table) -> np.ndarray:
 
 
 def fit_pack(name: str, description: str, table: Table, fpr: float, human_source: str) -> PackFit:
-    from ..training.calibrate import fit_platt
-    from ..training.metrics import roc_auc
+    from ..engines.logistic import fit_platt
+    from ..evaluation.metrics import roc_auc
 
     fold = fold_of(table)
     held_out = np.zeros(len(table.y))
