@@ -15,6 +15,8 @@ from support.audio import music as _music
 
 RATE = 44100
 
+pytestmark = pytest.mark.slow     # the module's model trains for about 1.5 min on one core
+
 
 def music(rate: int = RATE, seconds: float = 2.0, seed: int = 0) -> np.ndarray:
     return _music(seconds, rate, seed)
