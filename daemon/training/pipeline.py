@@ -40,11 +40,8 @@ from .modelcard import write_model_card
 from .scoring import Scored, score_conditions, score_items
 
 CNN_NAME = "aimusicd-cnn-v1"
-HEAD_NAME = "aimusicd-demucs-head-v2"   # v2: real generator output and the vocoders in its examples
-FUSION_NAME = "aimusicd-fusion-v4"      # v4: calibrated with real generator output; human limits
-# Low bitrates weigh more in the CNN's examples than in calibration and test, which stand for the
-# wild: the CNN learns most where the codec leaves least of the fingerprint.
-CNN_FAVOURS_LOW_BITRATES = True
+HEAD_NAME = "aimusicd-demucs-head-v2"
+FUSION_NAME = "aimusicd-fusion-v4"
 # The CNN's fake families. The vocoders run slower than real time here, too slow for the CNN's
 # 10,000 clips: they train the Demucs head, the fingerprints' negatives and the calibration.
 CNN_FAMILIES = ("upsampler", "tconv", "upconv", "autoencoder")
@@ -355,7 +352,7 @@ def _cnn_stage(split: dict, sizes: Sizes, seen: list[str], seed: int, rng, worke
     key = json.loads(json.dumps({   # as it reads back from the record (tuples become lists)
         "seed": seed, "sizes": [sizes.cnn_positions, sizes.val_positions, sizes.epochs, sizes.clip_s],
         "families": seen, "net": asdict(net_cfg),
-        "codecs": "favour-low-bitrates" if CNN_FAVOURS_LOW_BITRATES else "uniform"}))
+        "codecs": "favour-low-bitrates"}))
     if reuse:
         record = json.loads(record_path.read_text()) if record_path.exists() else {}
         if not path.exists() or record.get("key") != key:
@@ -365,10 +362,12 @@ def _cnn_stage(split: dict, sizes: Sizes, seen: list[str], seed: int, rng, worke
         return CnnRun(path, record["history"], record["counts"],
                       {"trained": record["trained"], "seconds": record["seconds"]})
     started = time.perf_counter()
+    # Low bitrates weigh more in the CNN's examples than in calibration and test, which stand for
+    # the wild: the CNN learns most where the codec leaves least of the fingerprint.
     train_items = plan(split["train"], sizes.cnn_positions, sizes.clip_s, seen, rng(1),
-                       favour_low_bitrates=CNN_FAVOURS_LOW_BITRATES)
+                       favour_low_bitrates=True)
     val_items = plan(split["calib"], sizes.val_positions, sizes.clip_s, seen, rng(2),
-                     favour_low_bitrates=CNN_FAVOURS_LOW_BITRATES)
+                     favour_low_bitrates=True)
     train_set = cnn_train.build_melset(train_items, workers, log, "train clips")
     val_set = cnn_train.build_melset(val_items, workers, log, "validation clips")
     net, history = cnn_train.train_cnn(train_set, val_set, net_cfg, window_s=4.0, epochs=sizes.epochs,
