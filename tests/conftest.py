@@ -2,8 +2,9 @@
 HTDemucs weights (fetched by `aimusicd models fetch`), and a real daemon process.
 
 Markers (pyproject.toml): `weights` (real HTDemucs), `jack` (JACK + PortAudio), `liblo`
-(oscsend/oscdump), `slow`. Nothing is skipped silently: a test whose tool is missing fails and
-says what to install (`.ci/run` installs everything).
+(oscsend/oscdump), `tools` (an integration's own program: lua, node, pd, sclang, systemd-analyze),
+`browser`, `ray`, `slow`; `make test-fast` leaves them out. Nothing is skipped silently: a test
+whose tool is missing fails and says what to install (`.ci/run` installs everything).
 """
 
 from __future__ import annotations

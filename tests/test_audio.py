@@ -40,7 +40,7 @@ def test_container_codec_is_reported(fixtures_dir, name, lossy):
 
 
 def test_a_wav_decoded_from_mp3_is_recognised_by_its_band_limit(tmp_path):
-    from daemon.training.codecs import CodecSpec, apply_codec
+    from daemon.evaluation.codecs import CodecSpec, apply_codec
 
     x = music(8, 44100, seed=3)
     sf.write(tmp_path / "clean.wav", x.T, 44100)

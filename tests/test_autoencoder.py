@@ -11,13 +11,11 @@ from scipy.signal import butter, correlate, sosfiltfilt
 from daemon.training import autoencoder as ae
 from daemon.training.fakes import FAMILIES, make_fake, register
 
-from support.audio import music as _music
+from support.audio import music
 
 RATE = 44100
 
-
-def music(rate: int = RATE, seconds: float = 2.0, seed: int = 0) -> np.ndarray:
-    return _music(seconds, rate, seed)
+pytestmark = pytest.mark.slow     # the module's model trains for about 1.5 min on one core
 
 
 def rms(x: np.ndarray) -> float:
@@ -37,7 +35,7 @@ def _snr_db(model, clip: np.ndarray) -> float:
 
 @pytest.fixture(scope="module")
 def clips() -> list[np.ndarray]:
-    return [_at_train_rate(music(seconds=2.0, seed=s)) for s in range(4)]
+    return [_at_train_rate(music(2.0, RATE, seed=s)) for s in range(4)]
 
 
 @pytest.fixture(scope="module")
@@ -48,12 +46,12 @@ def model(clips):
 def test_training_learns(clips, model):
     torch.manual_seed(0)
     untrained = ae.build().eval()
-    held_out = _at_train_rate(music(seconds=1.0, seed=9))
+    held_out = _at_train_rate(music(1.0, RATE, seed=9))
     assert _snr_db(model, held_out) > _snr_db(untrained, held_out) + 3
 
 
 def test_fake_is_aligned_keeps_the_upper_band_and_level(model):
-    x = music(seconds=2.0, seed=5)
+    x = music(2.0, RATE, seed=5)
     y = ae.render(model, x, RATE, 24000)
     assert y.shape == x.shape and y.dtype == np.float32 and np.isfinite(y).all()
     assert abs(rms(y) / rms(x) - 1) < 0.01
@@ -67,7 +65,7 @@ def test_fake_is_aligned_keeps_the_upper_band_and_level(model):
 
 
 def test_family_draws_its_rate_and_is_reproducible(model):
-    x = music(seconds=1.0, seed=6)
+    x = music(1.0, RATE, seed=6)
     family = ae.family(model)
     a = family.make(x, RATE, np.random.default_rng(1))
     b = family.make(x, RATE, np.random.default_rng(1))
@@ -80,7 +78,7 @@ def test_save_load_and_register(tmp_path, model):
     path = tmp_path / "ae.pt"
     ae.save(model, path)
     loaded = ae.load(path)
-    x = music(seconds=0.5, seed=7)
+    x = music(0.5, RATE, seed=7)
     np.testing.assert_array_equal(ae.render(model, x, RATE, 32000), ae.render(loaded, x, RATE, 32000))
     with pytest.raises(KeyError):
         make_fake("no-such-family", x, RATE, np.random.default_rng(0))
@@ -94,7 +92,7 @@ def test_save_load_and_register(tmp_path, model):
 
 def test_short_and_odd_inputs(model):
     for rate, seconds in ((RATE, 0.01), (48000, 0.5), (22050, 0.3)):
-        x = music(rate, seconds, seed=8)
+        x = music(seconds, rate, seed=8)
         y = ae.family(model).make(x, rate, np.random.default_rng(0))
         assert y.shape == x.shape and np.isfinite(y).all()
     with pytest.raises(ValueError):

@@ -175,7 +175,7 @@ def test_without_ray_the_flag_says_how_to_install_it_and_the_rest_works(fixtures
     song = tmp_path / "song.wav"
     shutil.copy(fixtures_dir / "good" / "music.wav", song)
     res = run("batch", "--ray", "--out", tmp_path / "out", song, env=env)
-    assert res.returncode == 2 and res.stdout == ""
+    assert res.returncode == 1 and res.stdout == ""
     assert res.stderr.strip().splitlines() == [
         "aimusicd: error: --ray needs Ray, which is not installed: pip install 'aimusicd[ray]' "
         "(in a checkout: pip install '.[ray]')"]

@@ -11,43 +11,21 @@ import pytest
 import soundfile as sf
 from scipy.signal import butter, correlate, sosfiltfilt, welch
 
-from daemon.training.codecs import (
+from daemon.evaluation.codecs import (
     AAC_BITRATES, EVAL_CONDITIONS, MP3_BITRATES, OPUS_BITRATES, CodecSpec, apply_codec, encode_file,
-    random_codec,
 )
+from daemon.training.examples import random_codec
+from support.audio import music
 
 RATE = 44100
 
 
-def music(rate: int = RATE, seconds: float = 3.0, seed: int = 0) -> np.ndarray:
-    """A chord of decaying harmonic tones, noise-burst drums and hi-hat noise up to 18 kHz; the
-    channels differ (detuned chord, a tone only on the left) so stereo loss is visible."""
-    rng = np.random.default_rng(seed)
-    n = int(rate * seconds)
-    t = np.arange(n) / rate
-    out = np.zeros((2, n))
-    hat_band = butter(4, [6000, 18000], btype="band", fs=rate, output="sos")
-    for ch in range(2):
-        for f0 in (220.0, 277.18, 329.63):
-            f0 *= 1 + 0.003 * ch
-            for onset in np.arange(0.0, seconds, 0.5):
-                env = np.where(t >= onset, np.exp(-(t - onset) * 3.0), 0.0)
-                for h in range(1, 16):
-                    if f0 * h < 0.45 * rate:
-                        out[ch] += 0.04 / h * env * np.sin(2 * np.pi * f0 * h * t + rng.uniform(0, 2 * np.pi))
-        for onset in np.arange(0.25, seconds, 0.5):
-            i = int(onset * rate)
-            m = min(n - i, int(0.12 * rate))
-            out[ch, i:i + m] += 0.1 * rng.standard_normal(m) * np.exp(-np.arange(m) / rate * 35)
-        hats = sosfiltfilt(hat_band, rng.standard_normal(n))
-        out[ch] += 0.03 * hats * (0.5 + 0.5 * np.cos(2 * np.pi * 4 * t)) ** 4
-    out[0] += 0.1 * np.sin(2 * np.pi * 1500.0 * t)
-    return out.astype(np.float32)
-
-
 @pytest.fixture(scope="module")
 def x() -> np.ndarray:
-    return music()
+    """Music whose channels differ, with a 1.5 kHz tone on the left only: stereo loss is visible."""
+    x = music(3.0, RATE)
+    x[0] += 0.1 * np.sin(2 * np.pi * 1500.0 * np.arange(x.shape[1]) / RATE)
+    return x
 
 
 def lag_of(y: np.ndarray, x: np.ndarray) -> int:
@@ -81,7 +59,7 @@ def test_round_trip_is_aligned_and_faithful(x, spec):
 
 
 def test_aligned_at_native_opus_rate():
-    x48 = music(48000, 1.0)
+    x48 = music(1.0, 48000)
     y = apply_codec(x48, 48000, CodecSpec("opus", 96))
     assert y.shape == x48.shape
     assert abs(lag_of(y[0], x48[0])) <= 2
@@ -107,7 +85,7 @@ def test_stereo_survives(x, spec):
 
 @pytest.mark.parametrize("spec", EVAL_CONDITIONS, ids=lambda s: s.label())
 def test_short_and_clipped_input(spec):
-    short = 1.5 * music(seconds=0.5, seed=3)   # overs: clipped before encoding
+    short = 1.5 * music(0.5, RATE, seed=3)   # overs: clipped before encoding
     y = apply_codec(short, RATE, spec)
     assert y.shape == short.shape and y.dtype == np.float32
     assert np.isfinite(y).all() and np.abs(y).max() < 1.5
@@ -128,7 +106,7 @@ def test_rejects_non_stereo():
 
 @pytest.mark.parametrize("spec", EVAL_CONDITIONS, ids=lambda s: s.label())
 def test_encode_file_writes_a_real_file(tmp_path, spec):
-    x = music(seconds=1.0)
+    x = music(1.0, RATE)
     path = encode_file(x, RATE, spec, tmp_path / "cond.wav")
     assert path.exists() and path.stat().st_size > 1000
     assert path.suffix == {"none": ".wav", "mp3": ".mp3", "aac": ".m4a", "opus": ".opus"}[spec.codec]

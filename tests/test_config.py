@@ -5,29 +5,43 @@ from __future__ import annotations
 import dataclasses
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from daemon.config import available_presets, load_config, to_toml
-from daemon.config.load import packaged_defaults
-from daemon.config.schema import Config
+from daemon.config.load import config_sections, packaged_defaults
 from daemon.errors import ConfigError
 
+DEFAULTS_TEXT = (Path(__file__).parents[1] / "daemon" / "config" / "defaults.toml").read_text()
 
-def test_packaged_defaults_name_every_key_of_the_schema():
+
+def test_packaged_defaults_are_the_one_source_of_every_default():
+    """defaults.toml names every key of the schema (the optional ones only in a comment), with a
+    value the schema accepts, and the schema holds no default of its own beside it."""
     data = packaged_defaults()
-    for section in dataclasses.fields(Config):
-        if section.metadata.get("internal"):
-            continue
-        keys = {f.name for f in dataclasses.fields(section.default_factory())}
-        optional = {f.name for f in dataclasses.fields(section.default_factory()) if f.default is None}
-        assert set(data[section.name]) == keys - optional, section.name
+    cfg = load_config()
+    sections = config_sections()
+    assert set(data) == set(sections)
+    for name, section_type in sections.items():
+        fields = {f.name: f for f in dataclasses.fields(section_type)}
+        optional = {k for k, f in fields.items() if f.default is None}
+        assert set(data[name]) == set(fields) - optional, name
+        for key, field in fields.items():
+            assert field.default_factory is dataclasses.MISSING, f"[{name}].{key}"
+            if key in optional:
+                assert getattr(getattr(cfg, name), key) is None, f"[{name}].{key}"
+                assert f"# {key} = " in DEFAULTS_TEXT, f"[{name}].{key} is not described"
+            else:
+                assert field.default is dataclasses.MISSING, f"[{name}].{key} has a schema default"
+                assert getattr(getattr(cfg, name), key) == data[name][key], f"[{name}].{key}"
 
 
-def test_defaults_load_and_match_the_dataclass_defaults():
+def test_defaults_load():
     cfg = load_config()
     assert cfg.osc.port == 9431 and cfg.osc.reply_port == 9432
     assert cfg.engines.mode == "auto" and cfg.watch.mode == "full"
+    assert cfg.osc.allowed_senders == ["127.0.0.1", "::1"]
     assert cfg.engines.ai_threshold is None  # unset: the models' calibrated value
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from daemon.engines.images import ImageEvidence, measure_images
-from daemon.training.codecs import CodecSpec, apply_codec
+from daemon.evaluation.codecs import CodecSpec, apply_codec
 from daemon.training.fakes import DecoderPlan, render
 from support.audio import music
 

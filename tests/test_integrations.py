@@ -102,6 +102,7 @@ def test_every_integration_has_a_readme_and_the_index_lists_it():
 REAPER = INTEGRATIONS / "reaper" / "aimusicd_render_and_check.lua"
 
 
+@pytest.mark.tools
 def test_every_lua_file_compiles(tmp_path):
     files = sorted(INTEGRATIONS.rglob("*.lua"))
     assert REAPER in files
@@ -118,6 +119,7 @@ def test_every_lua_file_compiles(tmp_path):
     assert run([luac(), "-p", str(broken)], 30).returncode != 0
 
 
+@pytest.mark.tools
 def test_reaper_script_pure_functions(tmp_path):
     run_lua(tmp_path, "reaper_unit.lua", f"""
         local M = dofile({lua_str(str(REAPER))})
@@ -176,7 +178,8 @@ def test_reaper_script_pure_functions(tmp_path):
         assert(M.failure_message(3, nil, cfg):find("is it running"))
         assert(M.failure_message(nil, nil, cfg):find("set AIMUSICD"))
         assert(M.failure_message(1, {{ error = "file not found" }}, cfg):find("file not found"))
-        assert(M.failure_message(2, nil, cfg):find("9432"))
+        assert(M.failure_message(1, nil, cfg):find("9432"))
+        assert(M.failure_message(2, nil, cfg):find("preset is invalid"))
 
         -- the message box text
         local text, counts = M.summary({{ {{ path = "/a/mix.wav", result = {{ verdict = "ai", prob_ai = 0.97 }} }},
@@ -218,6 +221,7 @@ end
 """
 
 
+@pytest.mark.tools
 def test_reaper_script_renders_and_checks_against_the_daemon(daemon, wav, tmp_path):
     """The ReaScript's main() with a stub `reaper` whose ExecProcess really runs `aimusicd send`."""
     d = daemon(osc={"reply_to": "source_port"})     # `aimusicd send` then listens on any free port
@@ -238,6 +242,7 @@ def test_reaper_script_renders_and_checks_against_the_daemon(daemon, wav, tmp_pa
     assert f"{verdict.upper()}" in box and "my sóng.wav" in box and "1 file(s)" in box
 
 
+@pytest.mark.tools
 def test_reaper_script_says_when_the_daemon_is_not_running(wav, tmp_path):
     rendered = wav("mix.wav")
     dead = free_udp_port()
@@ -395,6 +400,7 @@ console.log("ok");
 """
 
 
+@pytest.mark.tools
 def test_bitwig_controller_script(tmp_path):
     node = require_tool("node", "nodejs")
     scripts = sorted(INTEGRATIONS.rglob("*.js"))
@@ -522,6 +528,7 @@ print("ok")
 """
 
 
+@pytest.mark.tools
 def test_touchosc_scripts_update_the_layout_and_send_requests(tmp_path):
     paths = {}
     for name, script in tosc_scripts().items():
@@ -551,6 +558,7 @@ PD_DRIVER = """#N canvas 0 0 400 300 12;
 """
 
 
+@pytest.mark.tools
 def test_puredata_patch_pings_and_analyses_with_the_daemon(daemon, wav, tmp_path):
     pd = require_tool("pd", "puredata-core")
     reply_port = free_udp_port()             # where the patch's [netreceive] listens
@@ -577,6 +585,7 @@ def test_puredata_patch_pings_and_analyses_with_the_daemon(daemon, wav, tmp_path
     assert [(j["path"], j["verdict"]) for j in jobs] == [(str(song), result.group(1))]
 
 
+@pytest.mark.tools
 def test_puredata_patch_loads_cleanly_as_an_abstraction_with_arguments(tmp_path):
     pd = require_tool("pd", "puredata-core")
     host = tmp_path / "host.pd"
@@ -603,6 +612,7 @@ thisProcess.interpreter.executeFile({snippet});
 """
 
 
+@pytest.mark.tools
 def test_supercollider_snippet_pings_and_analyses_with_the_daemon(daemon, wav, tmp_path):
     sclang = require_tool("sclang", "supercollider-language")
     d = daemon(osc={"reply_to": "source_port"})       # replies to sclang's own port (57120...)
@@ -654,6 +664,7 @@ def verify_user_unit(unit_text: str, tmp_path: Path, name: str = "aimusicd.servi
     return complaints
 
 
+@pytest.mark.tools
 def test_systemd_user_unit_verifies(tmp_path):
     text = UNIT.read_text()
     assert verify_user_unit(text, tmp_path) == ""

@@ -45,6 +45,18 @@ def test_from_file_rejects_what_is_not_htdemucs(tmp_path):
         WeightStore(tmp_path / "cache").fetch(from_file=other, log=lambda m: None)
 
 
+def test_a_model_that_fails_exits_1_and_a_bad_argument_2(tmp_path):
+    junk = tmp_path / "htdemucs.onnx"
+    junk.write_bytes(b"not a model")
+    env = dict(os.environ, AIMUSICD_CACHE=str(tmp_path / "cache"), AIMUSICD_DATA=str(tmp_path / "data"))
+    failed = subprocess.run(MODELS + ["fetch", "--from-file", str(junk)], capture_output=True, text=True, env=env)
+    assert failed.returncode == 1 and "is not the known htdemucs.onnx" in failed.stderr
+    usage = subprocess.run(MODELS + ["remove", "nothing-here"], capture_output=True, text=True, env=env)
+    assert usage.returncode == 2 and "no pack named nothing-here" in usage.stderr
+    preset = subprocess.run(MODELS + ["list", "--preset", "no-such-preset"], capture_output=True, text=True, env=env)
+    assert preset.returncode == 2 and "preset 'no-such-preset' not found" in preset.stderr
+
+
 @pytest.mark.weights
 def test_fetch_is_idempotent_and_verify_passes(real_weights):
     out = subprocess.run(MODELS + ["fetch"], capture_output=True, text=True, timeout=120)

@@ -19,11 +19,12 @@ from daemon.engines.demucs.features import FEATURE_NAMES
 from daemon.engines.fusion import LIVE, PACKAGED_FUSION, Delivery, FusionParams, fusion_inputs
 from daemon.engines.logistic import LogisticModel
 from daemon.hashing import sha256_file
-from daemon.training.calibrate import (CNN_PATH_FORMS, FusionData, choose_cnn_path, choose_human_limits,
+from daemon.evaluation.fusion_data import FusionData, fused_probabilities
+from daemon.evaluation.metrics import expected_calibration_error, recall_at_fpr, roc_auc, score_all
+from daemon.training.calibrate import (CNN_PATH_FORMS, choose_cnn_path, choose_human_limits,
                                        choose_thresholds,
-                                       fit_fusion, fit_head, fused_probabilities, package_weights,
+                                       fit_fusion, fit_head, package_weights,
                                        widened_band)
-from daemon.training.metrics import expected_calibration_error, recall_at_fpr, roc_auc, score_all
 from daemon.training.scoring import Scored
 
 
@@ -255,7 +256,7 @@ def test_logistic_fit_with_an_offset_learns_only_the_correction():
 def test_examples_render_reproducibly_with_codec_and_fake(tmp_path):
     import soundfile as sf
 
-    from daemon.training.codecs import CodecSpec
+    from daemon.evaluation.codecs import CodecSpec
     from daemon.training.corpora import Track
     from daemon.training.examples import Item, render, render_conditions
     from support.audio import music
@@ -279,7 +280,7 @@ def test_examples_render_reproducibly_with_codec_and_fake(tmp_path):
 def test_score_conditions_gives_every_condition_its_examples(tmp_path):
     import soundfile as sf
 
-    from daemon.training.codecs import CodecSpec
+    from daemon.evaluation.codecs import CodecSpec
     from daemon.training.corpora import Track
     from daemon.training.examples import Item
     from daemon.training.scoring import score_conditions

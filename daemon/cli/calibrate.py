@@ -9,7 +9,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from ..config import cache_dir, load_config
-from ..errors import AimusicError
+from ..errors import UsageError
 from .common import add_preset_argument
 from .learn import LEARN_CONDITIONS
 
@@ -42,7 +42,7 @@ def run(args) -> int:
         print(msg, file=sys.stderr, flush=True)
 
     if not 0.0 < args.fpr < 0.5:
-        raise AimusicError(f"--fpr {args.fpr}: give a rate between 0 and 0.5, e.g. 0.005")
+        raise UsageError(f"--fpr {args.fpr}: give a rate between 0 and 0.5, e.g. 0.005")
     cfg = load_config(args.preset)
     files = features.find_files(args.human, cfg.watch.patterns, cfg.watch.ignore)
     sources = features.sources_of([], files)

@@ -11,7 +11,7 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     import sounddevice as sd
 
-    from ..services.live import input_devices
+    from ..services.capture import input_devices
 
     default = sd.default.device[0]
     devices = input_devices()

@@ -38,8 +38,8 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from ..analysis import Analyzer
-    from ..training.codecs import EVAL_CONDITIONS
-    from ..training.evaluation import evaluate_folders, folder_items, format_table
+    from ..evaluation.codecs import EVAL_CONDITIONS
+    from ..evaluation.table import evaluate_folders, folder_items, format_table
 
     overrides = {"engines": {"demucs_excerpts": args.demucs_excerpts}} if args.demucs_excerpts else None
     cfg = load_config(args.preset, overrides)

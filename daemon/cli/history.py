@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ..config import load_config, state_dir
-from ..errors import AimusicError
+from ..errors import UsageError
 from ..services.store import Store
 from .common import add_preset_argument
 
@@ -26,7 +26,7 @@ def parse_since(text: str) -> float:
     try:
         return datetime.fromisoformat(text.strip()).timestamp()
     except ValueError:
-        raise AimusicError(f"--since {text!r}: expected e.g. 12h, 7d or 2026-11-01") from None
+        raise UsageError(f"--since {text!r}: expected e.g. 12h, 7d or 2026-11-01") from None
 
 
 def add_parser(sub) -> None:

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from ..config import cache_dir, load_config
-from ..errors import AimusicError
+from ..errors import UsageError
 from .common import add_preset_argument
 
 LEARN_CONDITIONS = ("as-given", "mp3-128", "mp3-64", "aac-128", "opus-64")
@@ -45,11 +45,11 @@ def run(args) -> int:
     cfg = load_config(args.preset)
     check_name(args.name)
     if (GENERATORS_DIR / f"{args.name}.json").is_file():
-        raise AimusicError(f"{args.name} is the name of a shipped generator model: give the pack another")
+        raise UsageError(f"{args.name} is the name of a shipped generator model: give the pack another")
     if (packs_root() / args.name).exists() and not args.force:
-        raise AimusicError(f"pack {args.name} exists at {packs_root() / args.name}; pass --force to replace it")
+        raise UsageError(f"pack {args.name} exists at {packs_root() / args.name}; pass --force to replace it")
     if not 0.0 < args.fpr < 0.5:
-        raise AimusicError(f"--fpr {args.fpr}: give a rate between 0 and 0.5, e.g. 0.01")
+        raise UsageError(f"--fpr {args.fpr}: give a rate between 0 and 0.5, e.g. 0.01")
     reference = None if args.human else learn.load_reference(args.human_reference or learn.REFERENCE_PATH)
     ai = features.find_files(args.ai, cfg.watch.patterns, cfg.watch.ignore)
     human = features.find_files(args.human, cfg.watch.patterns, cfg.watch.ignore) if args.human else []

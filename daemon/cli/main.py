@@ -15,7 +15,7 @@ from . import (batch, calibrate, config_cmd, devices, eval_cmd, history, learn, 
 COMMANDS = (scan, batch, report_cmd, run, send, status, history, devices, models, config_cmd, train, eval_cmd,
             learn, calibrate)
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK = 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or EXIT_OK)
     except AimusicError as exc:
         print(f"aimusicd: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return exc.exit_code
     except KeyboardInterrupt:
         return 130
 

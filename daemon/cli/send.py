@@ -11,7 +11,7 @@ import random
 import sys
 
 from ..config import load_config
-from ..errors import AimusicError
+from ..errors import UsageError
 from ..services.osc import protocol as osc
 from ..services.osc.client import OscClient
 from .common import add_preset_argument
@@ -43,7 +43,7 @@ def typed(arg: str):
         try:
             return {"i": int, "f": float, "s": str}[kind](rest)
         except ValueError:
-            raise AimusicError(f"argument {arg!r}: not a valid {kind}") from None
+            raise UsageError(f"argument {arg!r}: not a valid {kind}") from None
     for cast in (int, float):
         try:
             return cast(arg)
@@ -65,7 +65,7 @@ def run(args) -> int:
     req = None
     if args.address == osc.ANALYZE:
         if not values:
-            raise AimusicError("usage: aimusicd send /aimusic/analyze PATH [REQUEST_ID] [MODE]")
+            raise UsageError("usage: aimusicd send /aimusic/analyze PATH [REQUEST_ID] [MODE]")
         if len(values) < 2:
             values.append(random.randint(1, 2**30))   # a request id to recognise our result by
         req = values[1]

@@ -6,6 +6,7 @@ import dataclasses
 import ipaddress
 import os
 import tomllib
+import typing
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -126,16 +127,23 @@ def _check_value(where: str, key: str, field: dataclasses.Field, value: Any) -> 
     return value
 
 
+def config_sections() -> dict[str, type]:
+    """Each section's name and dataclass (the schema's non-internal fields of `Config`)."""
+    hints = typing.get_type_hints(Config)
+    return {f.name: hints[f.name] for f in dataclasses.fields(Config) if not f.metadata.get("internal")}
+
+
 def build_config(data: dict[str, Any], where: str) -> Config:
-    """Turn merged TOML tables into a validated `Config`; errors name `where`, the key and allowed values."""
-    sections = {f.name: f for f in dataclasses.fields(Config) if not f.metadata.get("internal")}
+    """Turn merged TOML tables into a validated `Config`; errors name `where`, the key and allowed values.
+    `data` must be complete: the packaged defaults with a preset merged over them."""
+    sections = config_sections()
     built: dict[str, Any] = {}
     for name, table in data.items():
         if name not in sections:
             raise ConfigError(f"{where}: unknown section [{name}]; allowed: {', '.join(sections)}")
         if not isinstance(table, dict):
             raise ConfigError(f"{where}: [{name}] must be a table")
-        section_type = sections[name].default_factory  # type: ignore[misc]
+        section_type = sections[name]
         fields = {f.name: f for f in dataclasses.fields(section_type)}
         values = {}
         for key, value in table.items():
@@ -144,7 +152,11 @@ def build_config(data: dict[str, Any], where: str) -> Config:
                     f"{where}: unknown key [{name}].{key}; allowed: {', '.join(fields)}"
                 )
             values[key] = _check_value(where, f"{name}.{key}", fields[key], value)
+        if missing := [k for k, f in fields.items() if k not in values and f.default is dataclasses.MISSING]:
+            raise ConfigError(f"{where}: [{name}] has no {', '.join(missing)} (nor do the packaged defaults)")
         built[name] = section_type(**values)
+    if missing := [name for name in sections if name not in built]:
+        raise ConfigError(f"{where}: no section [{', '.join(missing)}] (nor in the packaged defaults)")
     cfg = Config(**built, source=where)
     if cfg.osc.reply_port == cfg.osc.port:
         raise ConfigError(
@@ -229,15 +241,25 @@ def to_toml(cfg: Config) -> str:
             if value is None:
                 lines.append(f"# {f.name} unset: calibrated default")
                 continue
-            lines.append(f"{f.name} = {_toml_value(value)}")
+            lines.append(f"{f.name} = {toml_value(value)}")
     return "\n".join(lines) + "\n"
 
 
-def _toml_value(value: Any) -> str:
+def tables_to_toml(tables: dict[str, dict[str, Any]]) -> str:
+    """Tables of plain values (what a preset holds) as TOML text."""
+    lines: list[str] = []
+    for name, values in tables.items():
+        lines.append(f"[{name}]")
+        lines += [f"{key} = {toml_value(value)}" for key, value in values.items()]
+    return "\n".join(lines) + "\n"
+
+
+def toml_value(value: Any) -> str:
+    """A config value (bool, number, string, or a list of them) as a TOML literal."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
         return repr(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'

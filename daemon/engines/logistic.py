@@ -81,3 +81,10 @@ class LogisticModel:
 
 def sigmoid(x):
     return 1.0 / (1.0 + np.exp(-np.clip(x, -60.0, 60.0)))
+
+
+def fit_platt(raw: np.ndarray, y: np.ndarray, weight: np.ndarray | None = None) -> tuple[float, float]:
+    """p = sigmoid(a * raw + b) fitted on held-out logits."""
+    m = LogisticModel.fit(["raw"], raw[:, None], y, l2=1e-3, weight=weight)
+    a = m.coef[0] / m.scale[0]
+    return float(a), float(m.intercept - a * m.mean[0])

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..config.paths import data_dir
-from ..errors import ModelError
+from ..errors import ModelError, UsageError
 from ..hashing import sha256_file
 from .fingerprint import GeneratorFingerprint
 
@@ -56,7 +56,7 @@ def packs_root() -> Path:
 
 def check_name(name: str) -> str:
     if not NAME_RE.match(name):
-        raise ModelError(f"pack name {name!r}: use letters, digits, '.', '_' and '-' (at most 64, "
+        raise UsageError(f"pack name {name!r}: use letters, digits, '.', '_' and '-' (at most 64, "
                          "starting with a letter or digit)")
     return name
 
@@ -134,7 +134,7 @@ def write_pack(root: Path, name: str, files: dict[str, bytes], force: bool) -> P
     check_name(name)
     target = root / name
     if target.exists() and not force:
-        raise ModelError(f"pack {name} exists at {target}; pass --force to replace it")
+        raise UsageError(f"pack {name} exists at {target}; pass --force to replace it")
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=root))
     try:
@@ -159,6 +159,6 @@ def remove_pack(root: Path, name: str) -> Path:
     target = root / check_name(name)
     if not target.is_dir():
         names = ", ".join(p.name for p in installed(root)) or "none installed"
-        raise ModelError(f"no pack named {name} (installed: {names})")
+        raise UsageError(f"no pack named {name} (installed: {names})")
     shutil.rmtree(target)
     return target

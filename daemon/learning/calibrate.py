@@ -19,7 +19,7 @@ import numpy as np
 from ..engines.fingerprint import GeneratorFingerprint
 from ..engines.fusion import Delivery, Fusion
 from ..engines.logistic import sigmoid
-from ..errors import AimusicError
+from ..errors import UsageError
 from .features import EXCERPT_S, Measured
 from .learn import ODDS_MARGIN, THRESHOLD_RANGE, odds_shift
 
@@ -51,7 +51,7 @@ def needed_excerpts(fpr: float) -> int:
 def check_enough(have: int, minutes: float, files: int, fpr: float, folders: list[Path]) -> None:
     need = needed_excerpts(fpr)
     if have < need:
-        raise AimusicError(
+        raise UsageError(
             f"calibrate --fpr {fpr:g} needs at least {need} excerpts of human music ({EXCERPT_S:g} s each, "
             f"about {need * EXCERPT_S / 60:.0f} min); {', '.join(map(str, folders))} gave {have} "
             f"({minutes:.1f} min in {files} readable files): add music or raise --fpr to at least "

@@ -24,10 +24,10 @@ import numpy as np
 from ..audio import AudioInfo, load_audio, normalise_level
 from ..audio.codec import codec_history
 from ..engines.fingerprint import long_term_spectrum
-from ..errors import AimusicError, AudioError
+from ..errors import AudioError, UsageError
 from ..files import audio_files_in
 from ..hashing import sha256_file
-from ..training.codecs import EVAL_CONDITIONS, NONE, CodecSpec, apply_codec
+from ..evaluation.codecs import EVAL_CONDITIONS, NONE, CodecSpec, apply_codec
 
 EXCERPT_S = 30.0
 MAX_EXCERPTS = 12
@@ -60,10 +60,10 @@ def find_files(folders: list[Path], patterns: list[str], ignore: list[str]) -> l
     files: list[Path] = []
     for folder in folders:
         if not folder.is_dir():
-            raise AimusicError(f"{folder}: not a folder")
+            raise UsageError(f"{folder}: not a folder")
         found = audio_files_in(folder, patterns, ignore, recursive=True)
         if not found:
-            raise AimusicError(f"{folder}: no audio files found")
+            raise UsageError(f"{folder}: no audio files found")
         files += found
     return files
 
@@ -76,7 +76,7 @@ def sources_of(ai: list[Path], human: list[Path]) -> list[Source]:
             digest = sha256_file(path)
             other = seen.get(digest)
             if other is not None and other.label != label:
-                raise AimusicError(f"{path}: the same audio as {other.path} (sha256 {digest[:12]}), "
+                raise UsageError(f"{path}: the same audio as {other.path} (sha256 {digest[:12]}), "
                                    "given as both AI and human music")
             seen.setdefault(digest, Source(path, digest, label))
     return list(seen.values())

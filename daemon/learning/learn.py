@@ -23,7 +23,7 @@ from .. import __version__
 from ..engines.fingerprint import EDGE_MARGIN_HZ, GeneratorFingerprint, feature_names
 from ..engines.logistic import LogisticModel, sigmoid
 from ..engines.packs import CARD_FILE, FINGERPRINT_FILE, PACK_FILE, SCHEMA
-from ..errors import AimusicError, ModelError
+from ..errors import ModelError, UsageError
 from .features import Measured, Source
 
 # Weak shrinkage: with tens of tracks a side, a strong penalty keeps the model from leaning on the
@@ -81,7 +81,7 @@ def table_of(measured: list[Measured], sources: list[Source]) -> Table:
 
 def load_reference(path: Path = REFERENCE_PATH) -> dict:
     if not path.is_file():
-        raise AimusicError(f"no --human folders given and no packaged human reference at {path}: "
+        raise UsageError(f"no --human folders given and no packaged human reference at {path}: "
                            "pass --human DIR with some of your own human music")
     try:
         doc = json.loads(path.read_text())
@@ -122,7 +122,7 @@ def check_enough(sources: list[Source], failed: int, human_given: bool) -> None:
             continue
         count = sum(s.label == label for s in sources)
         if count < MIN_FILES:
-            raise AimusicError(f"{side}: {count} distinct readable audio file{'s' * (count != 1)}; "
+            raise UsageError(f"{side}: {count} distinct readable audio file{'s' * (count != 1)}; "
                                f"learn needs at least {MIN_FILES} per side (it cross-validates by track)"
                                + (f"; {failed} unreadable were skipped" if failed else ""))
 
@@ -152,8 +152,8 @@ def fold_of(table: Table) -> np.ndarray:
 
 
 def fit_pack(name: str, description: str, table: Table, fpr: float, human_source: str) -> PackFit:
-    from ..training.calibrate import fit_platt
-    from ..training.metrics import roc_auc
+    from ..engines.logistic import fit_platt
+    from ..evaluation.metrics import roc_auc
 
     fold = fold_of(table)
     held_out = np.zeros(len(table.y))

@@ -73,7 +73,7 @@ def roc_points(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def roc_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]], engine: str) -> Figure:
     """curves: condition -> (labels, P(AI)). One curve per condition, its AUC in the legend."""
-    from ..training.metrics import roc_auc
+    from ..evaluation.metrics import roc_auc
 
     fig = Figure(figsize=(6.4, 5.6), layout="constrained")
     ax = fig.add_subplot()

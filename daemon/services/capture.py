@@ -35,11 +35,18 @@ def ring_bytes(frames: int, channels: int) -> int:
     return HEADER * 8 + frames * channels * 4
 
 
+def input_devices() -> list[dict]:
+    """PortAudio's devices that have inputs, each with its index (what `aimusicd devices` lists)."""
+    import sounddevice as sd
+
+    return [dict(d, index=i) for i, d in enumerate(sd.query_devices()) if d["max_input_channels"] > 0]
+
+
 def find_input_device(spec: str | None) -> dict:
     """By index ("3"), by case-insensitive name substring ("scarlett"), or the default input."""
     import sounddevice as sd
 
-    devices = [dict(d, index=i) for i, d in enumerate(sd.query_devices()) if d["max_input_channels"] > 0]
+    devices = input_devices()
     if not devices:
         raise LookupError("no audio input devices found (see `aimusicd devices`)")
     names = "; ".join(f"{d['index']}: {d['name']}" for d in devices)

@@ -45,12 +45,6 @@ class LiveStats:
     reconnects: int
 
 
-def input_devices() -> list[dict]:
-    import sounddevice as sd
-
-    return [dict(d, index=i) for i, d in enumerate(sd.query_devices()) if d["max_input_channels"] > 0]
-
-
 class LiveMonitor:
     def __init__(self, cfg: LiveConfig, window_s: float, score: Callable[[np.ndarray], float],
                  label: Callable[[float], str], on_score: Callable[[float, float, str], None],

@@ -9,11 +9,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..engines.demucs.features import FEATURE_NAMES
-from ..engines.fingerprint import Match
-from ..engines.fusion import (Delivery, FusionParams, decide, engine_features, fusion_inputs,
-                              model_features)
-from ..engines.logistic import LogisticModel, sigmoid
-from .metrics import log_loss
+from ..engines.fusion import FusionParams, decide, engine_features, model_features
+from ..engines.logistic import LogisticModel, fit_platt, sigmoid
+from ..evaluation.fusion_data import FusionData, fused_probabilities
+from ..evaluation.metrics import log_loss
 from .scoring import Scored
 
 HEAD_L2 = 2.0
@@ -35,69 +34,8 @@ def fit_head(train: list[Scored]) -> LogisticModel:
     return LogisticModel.fit(list(FEATURE_NAMES), x, y, l2=HEAD_L2)
 
 
-def fit_platt(raw: np.ndarray, y: np.ndarray, weight: np.ndarray | None = None) -> tuple[float, float]:
-    """p = sigmoid(a * raw + b) fitted on held-out logits."""
-    m = LogisticModel.fit(["raw"], raw[:, None], y, l2=1e-3, weight=weight)
-    a = m.coef[0] / m.scale[0]
-    return float(a), float(m.intercept - a * m.mean[0])
-
-
 def head_logit(head: LogisticModel, s: Scored) -> float | None:
     return None if s.features is None else head.logit_of(s.features)
-
-
-@dataclass
-class FusionData:
-    cnn: np.ndarray              # calibrated CNN logits
-    demucs: np.ndarray           # head logits (nan where not measured)
-    delivery: list[Delivery]     # codec evidence per example
-    y: np.ndarray
-    group: list[str]             # codec family: none | mp3 | aac | opus
-    images: np.ndarray | None = None   # image scores (nan where not measured; None: none are)
-    weight: np.ndarray | None = None   # per row in the CNN path's fits (None: all alike)
-    fingerprint: np.ndarray | None = None   # the best known generator's logit (nan: none known)
-    matched: np.ndarray | None = None       # probability of a generator that fired (nan: none fired)
-
-    def __post_init__(self) -> None:
-        for name in ("images", "fingerprint", "matched"):
-            if getattr(self, name) is None:
-                setattr(self, name, np.full(len(self.y), np.nan))
-
-    def subset(self, mask: np.ndarray) -> "FusionData":
-        idx = np.nonzero(mask)[0]
-        return FusionData(self.cnn[idx], self.demucs[idx], [self.delivery[i] for i in idx], self.y[idx],
-                          [self.group[i] for i in idx], self.images[idx],
-                          None if self.weight is None else self.weight[idx],
-                          self.fingerprint[idx], self.matched[idx])
-
-    def typical_values(self, i: int, sources: tuple[str, ...]) -> dict[str, float]:
-        """Row i's evidence as the human limits read it (cf. fusion.Evidence.typical_values)."""
-        cnn, demucs, images = self.evidence(i, sources)
-        values = {"cnn_logit": cnn, "images_score": images, "demucs_logit": demucs}
-        if "fingerprint" in sources and not np.isnan(self.fingerprint[i]):
-            values["fingerprint_logit"] = float(self.fingerprint[i])
-        return {k: v for k, v in values.items() if v is not None}
-
-    def match(self, i: int, sources: tuple[str, ...]) -> Match | None:
-        if "fingerprint" not in sources or np.isnan(self.matched[i]):
-            return None
-        return Match("generator", float(self.matched[i]), float("nan"), True)
-
-    def evidence(self, i: int, sources: tuple[str, ...]) -> tuple[float | None, float | None, float | None]:
-        """Row i's CNN logit, Demucs logit and image score, each None unless in `sources` and known."""
-        def known(name: str, values: np.ndarray) -> float | None:
-            return float(values[i]) if name in sources and not np.isnan(values[i]) else None
-        return known("cnn", self.cnn), known("demucs", self.demucs), known("images", self.images)
-
-    def inputs(self, i: int, sources: tuple[str, ...]) -> dict[str, float]:
-        cnn, demucs, images = self.evidence(i, sources)
-        return fusion_inputs(cnn, demucs, self.delivery[i], images)
-
-
-# The fused probabilities the evaluation reports, and which evidence each uses. The fingerprint
-# never enters a probability: it decides through its own threshold (a match) and the human limits.
-ENGINE_SETS = {"cnn": ("cnn",), "demucs": ("demucs",), "cnn+img": ("cnn", "images", "fingerprint"),
-               "fused": ("cnn", "images", "fingerprint", "demucs")}
 
 
 def fusion_data(scored: list[Scored], platt: tuple[float, float], head: LogisticModel,
@@ -296,21 +234,6 @@ def check_correction(data: FusionData, groups: list[str], unit: str, source: str
         fit = _correction(data, source, mask & ~test, l2, below)
         held_out[test] = _logits(fit, data, (source,), np.nonzero(test)[0])
     return CorrectionCheck(len(y), len(names), unit, log_loss(y, z), log_loss(y, z + held_out[mask]))
-
-
-def fused_probabilities(params: FusionParams, data: FusionData) -> dict[str, np.ndarray]:
-    """P(AI) per example from each fusion model (nan where that model's inputs are missing)."""
-    out = {}
-    for key, sources in ENGINE_SETS.items():
-        probs = []
-        for i in range(len(data.y)):
-            cnn, demucs, images = data.evidence(i, sources)
-            if "demucs" in sources and demucs is None:
-                probs.append(np.nan)
-            else:
-                probs.append(float(sigmoid(params.logit(cnn, demucs, data.delivery[i], images)[0])))
-        out[key] = np.array(probs)
-    return out
 
 
 def choose_thresholds(probs: dict[str, np.ndarray], data: FusionData) -> tuple[float, float]:

@@ -14,8 +14,8 @@ import torch
 from torch import nn
 
 from ..engines.cnn import CnnNet, LogMel, MelConfig, NetConfig
+from ..evaluation.metrics import log_loss, roc_auc
 from .examples import Item, render
-from .metrics import log_loss, roc_auc
 
 MEL = MelConfig()
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..audio import ENGINE_RATE, resample
-from .codecs import CodecSpec, apply_codec, random_codec
+from ..evaluation.codecs import AAC_BITRATES, MP3_BITRATES, NONE, OPUS_BITRATES, CodecSpec, apply_codec
 from .corpora import Track
 from .fakes import make_fake
 
@@ -38,6 +38,23 @@ class Item:
     @property
     def label(self) -> int:
         return 0 if self.family == HUMAN else 1
+
+
+def random_codec(rng: np.random.Generator, lossless_share: float = 0.35,
+                 favour_low_bitrates: bool = False) -> CodecSpec:
+    """Fresh settings per example: lossless with p=lossless_share, otherwise MP3 / AAC / Opus
+    about 40 / 30 / 30 with a bitrate drawn uniformly from that codec's range, or, with
+    favour_low_bitrates, with p proportional to 1/kbps^2 (MP3 64 kbps about a third of MP3 draws,
+    320 kbps about 1 %): training spends its examples where the fingerprint is hardest to keep,
+    while lossless examples still stand for the top of the range."""
+    if rng.random() < lossless_share:
+        return NONE
+    codec = str(rng.choice(("mp3", "aac", "opus"), p=(0.4, 0.3, 0.3)))
+    rates = np.array({"mp3": MP3_BITRATES, "aac": AAC_BITRATES, "opus": OPUS_BITRATES}[codec])
+    if favour_low_bitrates:
+        weights = 1.0 / rates.astype(np.float64) ** 2
+        return CodecSpec(codec, int(rng.choice(rates, p=weights / weights.sum())))
+    return CodecSpec(codec, int(rates[rng.integers(len(rates))]))
 
 
 def pick_positions(tracks: list[Track], count: int, seconds: float, rng: np.random.Generator

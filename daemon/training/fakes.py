@@ -5,29 +5,19 @@ model's output: music decoded from a low-rate latent. Each family keeps the inpu
 the band below the latent's Nyquist frequency (rate / 2S for a total stride S) by a decoder's
 reconstruction of that band; everything above stays as it was. The fingerprint is the decoder's:
 images of the low band around multiples of each stage's input rate (filling quiet bands above), tones
-there from per-stage biases, and the faint nonlinear residue of hidden channels. The team measured
-that this mild kind transfers to real AI music (reference upsampler, AUC 0.89) and harsh spectral
-colouring transfers worse, so kernels start as proper interpolators with 5-30 % perturbation.
+there from per-stage biases, and the faint nonlinear residue of hidden channels. Mild artifacts of
+this kind transfer to real AI music better than harsh spectral colouring does, so kernels start as
+proper interpolators with 5-30 % perturbation.
 
-  upsampler  zero insertion through a perturbed low-pass, K 2..8 (the team's reference experiment)
-  tconv      randomly initialised transposed-convolution decoder
+  upsampler  zero insertion through a perturbed low-pass, K 2..8
+  tconv      randomly initialised transposed-convolution decoder, with short kernels (2s or s taps,
+             as real ones often are): the harshest family
   upconv     nearest/linear upsampling then convolution
   subpixel   convolution to stride x channels then a 1-D pixel shuffle (TRANSFER_HOLDOUT)
 All run as torch stages (float32, CPU, no_grad). The neural ones have 1-3 stages of stride 2, 3, 4, 5
 or 8 (S 2..16) and decode at 48, 32 or 24 kHz half the time, so their images land at other absolute
 frequencies. The learned family (a small autoencoder trained here) lives in autoencoder.py and
 joins FAMILIES through register() once trained.
-
-Speed, 6 s of 44.1 kHz stereo on the 2-core dev machine (another job using about one core), 20 seeds,
-median (slowest): upsampler 0.04 s (0.07), tconv 0.08 s (0.12), upconv 0.06 s (0.11), subpixel
-0.06 s (0.11). Under heavier load from other jobs the same runs took up to 0.5 s.
-Content, 3 s excerpts of 5 training-corpus tracks (widelands, hedgewars) x 6 seeds: waveform correlation
-with the input, median (min): upsampler 0.98 (0.93), tconv 0.92 (0.78), upconv 0.97 (0.94), subpixel 0.94
-(0.88). Median |change| of the long-term spectrum over 50 Hz-16 kHz: 1.8, 6.8, 1.9, 3.9 dB. Frame-wise
-log-spectral distance (1024-point STFT, floor 80 dB below the peak): median 13.0, 16.5, 4.6, 14.0 dB;
-that is the images filling quiet high bands, i.e. the fingerprint (the reference upsampler is 13.0).
-tconv is the harshest because its kernels are short (2s or s taps, as real ones often are): with 4s
-taps its 6.8 dB above would be 2.4 dB.
 """
 
 from __future__ import annotations
@@ -42,8 +32,7 @@ import torch
 import torch.nn.functional as F
 from scipy.signal import firwin, resample_poly
 
-# The one family kept out of every training and calibration step, reported as transfer. Models v8
-# also held out the autoencoder (as-given recall 0.79); from v9 it trains, the one learned decoder.
+# The one family kept out of every training and calibration step, reported as transfer.
 TRANSFER_HOLDOUT = "subpixel"
 STAGE_STRIDES = (2, 3, 4, 5, 8)
 MAX_TOTAL_STRIDE = 16

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..engines.fingerprint import GeneratorFingerprint, feature_names
-from ..engines.logistic import LogisticModel, sigmoid
-from .calibrate import ai_threshold, fit_platt
-from .metrics import roc_auc
+from ..engines.logistic import LogisticModel, fit_platt, sigmoid
+from ..evaluation.metrics import roc_auc
+from .calibrate import ai_threshold
 from .scoring import Scored
 
 L2 = 300.0   # a thousand correlated bins, a few hundred examples: shrink hard

@@ -6,10 +6,10 @@ import time
 from pathlib import Path
 
 from ..engines.fusion import FusionParams
+from ..evaluation.codecs import EVAL_CONDITIONS
 from ..hashing import sha256_file
 from .calibrate import (AI_THRESHOLD_RANGE, HUMAN_THRESHOLD_MAX, MAX_HUMAN_FP, MAX_HUMAN_UNCERTAIN,
                         MAX_LIMITS_UNCERTAIN)
-from .codecs import EVAL_CONDITIONS
 from .fakes import FAMILIES
 
 

@@ -23,27 +23,26 @@ from ..engines.demucs.engine import DemucsEngine
 from ..engines.demucs.features import FEATURE_NAMES
 from ..engines.demucs.separation import Separator, load_htdemucs
 from ..engines.fusion import FusionParams
+from ..engines.logistic import fit_platt
 from ..errors import ModelError
+from ..evaluation.codecs import EVAL_CONDITIONS
+from ..evaluation.fusion_data import FusionData
+from ..evaluation.metrics import roc_auc
+from ..evaluation.table import Row, evaluate, format_table, verdicts
 from ..hashing import sha256_file
 from . import autoencoder, calibrate, cnn_train
-from .codecs import EVAL_CONDITIONS
 from .corpora import load_corpora
-from .evaluation import Row, evaluate, format_table, verdicts
 from . import fingerprints, vocoders
 from .examples import HUMAN, Item, plan, plan_real
 from .fakes import TRANSFER_HOLDOUT, register
 from .vocoders import TRANSFER_VOCODER, VOCODERS
 from .wheels import ACE_STEP_MUSIC
-from .metrics import roc_auc
 from .modelcard import write_model_card
 from .scoring import Scored, score_conditions, score_items
 
 CNN_NAME = "aimusicd-cnn-v1"
-HEAD_NAME = "aimusicd-demucs-head-v2"   # v2: real generator output and the vocoders in its examples
-FUSION_NAME = "aimusicd-fusion-v4"      # v4: calibrated with real generator output; human limits
-# Low bitrates weigh more in the CNN's examples than in calibration and test, which stand for the
-# wild: the CNN learns most where the codec leaves least of the fingerprint.
-CNN_FAVOURS_LOW_BITRATES = True
+HEAD_NAME = "aimusicd-demucs-head-v2"
+FUSION_NAME = "aimusicd-fusion-v4"
 # The CNN's fake families. The vocoders run slower than real time here, too slow for the CNN's
 # 10,000 clips: they train the Demucs head, the fingerprints' negatives and the calibration.
 CNN_FAMILIES = ("upsampler", "tconv", "upconv", "autoencoder")
@@ -240,7 +239,7 @@ def run_training(out_dir: Path, work_dir: Path, corpora_dir: Path, demucs_weight
     log(f"  CNN path: {cnn_path.form}, {cnn_path.weighing}; leave-one-package-out log-loss "
         + ", ".join(f"{f} / {w} {v:.4f}" for f, ws in cnn_path.logloss.items() for w, v in ws.items())
         + f" ({cnn_path.packages} packages)")
-    platt = calibrate.fit_platt(calib_raw, calib_y, weights)
+    platt = fit_platt(calib_raw, calib_y, weights)
     calib_data = calibrate.fusion_data(calib_scored, platt, head, weights)
     fusion, checks = calibrate.fit_fusion(
         calib_data, [f"{s.package}: {s.track}" for s in calib_scored], [s.package for s in calib_scored],
@@ -306,7 +305,7 @@ def run_training(out_dir: Path, work_dir: Path, corpora_dir: Path, demucs_weight
     return TrainResult(rows, card)
 
 
-def _human_reference(scored: list[Scored], calib: calibrate.FusionData) -> dict:
+def _human_reference(scored: list[Scored], calib: FusionData) -> dict:
     """Statistics of the human music the models were fitted on, never its audio: the peak
     spectrum's mean and spread (what a user's generator pack is fitted against when they have no
     human music of their own), and quantiles of each piece of evidence and Demucs feature on the
@@ -354,7 +353,7 @@ def _cnn_stage(split: dict, sizes: Sizes, seen: list[str], seed: int, rng, worke
     key = json.loads(json.dumps({   # as it reads back from the record (tuples become lists)
         "seed": seed, "sizes": [sizes.cnn_positions, sizes.val_positions, sizes.epochs, sizes.clip_s],
         "families": seen, "net": asdict(net_cfg),
-        "codecs": "favour-low-bitrates" if CNN_FAVOURS_LOW_BITRATES else "uniform"}))
+        "codecs": "favour-low-bitrates"}))
     if reuse:
         record = json.loads(record_path.read_text()) if record_path.exists() else {}
         if not path.exists() or record.get("key") != key:
@@ -364,10 +363,12 @@ def _cnn_stage(split: dict, sizes: Sizes, seen: list[str], seed: int, rng, worke
         return CnnRun(path, record["history"], record["counts"],
                       {"trained": record["trained"], "seconds": record["seconds"]})
     started = time.perf_counter()
+    # Low bitrates weigh more in the CNN's examples than in calibration and test, which stand for
+    # the wild: the CNN learns most where the codec leaves least of the fingerprint.
     train_items = plan(split["train"], sizes.cnn_positions, sizes.clip_s, seen, rng(1),
-                       favour_low_bitrates=CNN_FAVOURS_LOW_BITRATES)
+                       favour_low_bitrates=True)
     val_items = plan(split["calib"], sizes.val_positions, sizes.clip_s, seen, rng(2),
-                     favour_low_bitrates=CNN_FAVOURS_LOW_BITRATES)
+                     favour_low_bitrates=True)
     train_set = cnn_train.build_melset(train_items, workers, log, "train clips")
     val_set = cnn_train.build_melset(val_items, workers, log, "validation clips")
     net, history = cnn_train.train_cnn(train_set, val_set, net_cfg, window_s=4.0, epochs=sizes.epochs,
@@ -380,7 +381,7 @@ def _cnn_stage(split: dict, sizes: Sizes, seen: list[str], seed: int, rng, worke
     return CnnRun(path, history, counts, None)
 
 
-def _family_recall(fusion: FusionParams, scored: list[Scored], data: calibrate.FusionData) -> dict:
+def _family_recall(fusion: FusionParams, scored: list[Scored], data: FusionData) -> dict:
     """Per AI family (one test condition, the fast pass: CNN, image score, fingerprints): share at
     p >= 0.5 (the operating point of the table's balanced accuracy), shares called "ai" and "human",
     and the ROC AUC of that family against all human examples."""
@@ -398,7 +399,7 @@ def _family_recall(fusion: FusionParams, scored: list[Scored], data: calibrate.F
     return out
 
 
-def _human_tail(fusion: FusionParams, scored: list[Scored], data: calibrate.FusionData,
+def _human_tail(fusion: FusionParams, scored: list[Scored], data: FusionData,
                 top: int = 5) -> list[dict]:
     """The calibration split's human tracks the fast pass (CNN and image score) finds most AI-like:
     the ones that set the ai threshold (a few whole tracks, not scattered examples, sit at the top)."""

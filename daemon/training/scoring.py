@@ -19,7 +19,7 @@ from ..engines.demucs.engine import DemucsEngine
 from ..engines.fusion import Delivery
 from ..engines.fingerprint import long_term_spectrum
 from ..engines.images import measure_images
-from .codecs import CodecSpec
+from ..evaluation.codecs import CodecSpec
 from .examples import Item, render_conditions
 
 

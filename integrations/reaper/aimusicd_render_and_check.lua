@@ -38,8 +38,9 @@ end
 
 local M = { CONFIG = CONFIG }
 
--- Exit codes of `aimusicd send`.
-M.EXIT_OK, M.EXIT_ERROR_REPLY, M.EXIT_LOCAL_ERROR, M.EXIT_TIMEOUT = 0, 1, 2, 3
+-- Exit codes of `aimusicd send`: 1 = the daemon refused (its /aimusic/error is printed) or sending
+-- failed, 2 = bad arguments or preset, 3 = no answer.
+M.EXIT_OK, M.EXIT_FAILED, M.EXIT_USAGE, M.EXIT_TIMEOUT = 0, 1, 2, 3
 
 ---------------------------------------------------------------------------------------------------
 -- Pure helpers (no REAPER needed: tests load this file without `reaper` and call them)
@@ -262,11 +263,14 @@ function M.failure_message(code, parsed, cfg)
   elseif code == M.EXIT_TIMEOUT then
     return "no answer from the aimusicd daemon - is it running? Start it with `aimusicd run` " ..
       "(or `systemctl --user start aimusicd`, or load the launchd agent)"
-  elseif code == M.EXIT_ERROR_REPLY then
-    return "the daemon refused: " .. tostring(parsed and parsed.error or "see the console")
-  elseif code == M.EXIT_LOCAL_ERROR then
-    return "aimusicd send failed before asking the daemon (exit 2): another program may hold the " ..
-      "reply port 9432, or the preset is invalid - run the command from the console in a terminal"
+  elseif code == M.EXIT_FAILED and parsed and parsed.error then
+    return "the daemon refused: " .. tostring(parsed.error)
+  elseif code == M.EXIT_FAILED then
+    return "aimusicd send failed before asking the daemon (exit 1): another program may hold the " ..
+      "reply port 9432 - run the command from the console in a terminal"
+  elseif code == M.EXIT_USAGE then
+    return "aimusicd send refused its arguments or the preset is invalid (exit 2) - run the command " ..
+      "from the console in a terminal"
   elseif code == 127 then
     return "command not found: " .. tostring(cfg.AIMUSICD)
   end

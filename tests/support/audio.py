@@ -69,7 +69,7 @@ def write_fixture_set(folder: Path) -> Path:
         x = music(seconds, rate, seed=i, channels=channels)
         fmt = {"MPEG_LAYER_III": "MP3", "VORBIS": "OGG", "OPUS": "OGG"}.get(subtype)
         sf.write(good / name, x.T, rate, subtype=subtype, format=fmt)
-    from daemon.training.codecs import CodecSpec, encode_file
+    from daemon.evaluation.codecs import CodecSpec, encode_file
 
     encode_file(music(6, 44100, seed=99), 44100, CodecSpec("aac", 128), good / "music.m4a")
 

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from daemon.config.load import tables_to_toml
 from daemon.services.osc import protocol as osc
 
 READY_LINE = "aimusicd ready"
@@ -32,16 +33,6 @@ def free_udp_ports(n: int) -> list[int]:
     finally:
         for s in socks:
             s.close()
-
-
-def _toml(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
-    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.1):
@@ -127,11 +118,7 @@ class DaemonProcess:
         self._log_offset = 0
 
     def write_preset(self) -> None:
-        lines = []
-        for section, values in self.config.items():
-            lines.append(f"[{section}]")
-            lines += [f"{k} = {_toml(v)}" for k, v in values.items()]
-        self.preset.write_text("\n".join(lines) + "\n")
+        self.preset.write_text(tables_to_toml(self.config))
 
     def start(self, timeout: float = 90.0) -> None:
         self.write_preset()

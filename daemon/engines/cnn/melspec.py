@@ -22,10 +22,6 @@ class MelConfig:
     n_mels: int = 128
     floor_db: float = -100.0
 
-    @property
-    def frames_per_second(self) -> float:
-        return self.sample_rate / self.hop
-
 
 def mel_filterbank(cfg: MelConfig) -> np.ndarray:
     """The CNN's filters: 0 Hz to Nyquist, (n_mels, n_fft // 2 + 1)."""

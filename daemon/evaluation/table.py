@@ -11,10 +11,10 @@ import numpy as np
 
 from ..audio import load_audio
 from ..engines.fusion import Delivery, Fusion, FusionParams, decide
-from ..errors import AimusicError, ModelError
+from ..errors import AimusicError, ModelError, UsageError
 from ..files import audio_files_in
-from .calibrate import ENGINE_SETS, FusionData, fused_probabilities
 from .codecs import CodecSpec, encode_file
+from .fusion_data import ENGINE_SETS, FusionData, fused_probabilities
 from .metrics import Scores, score_all
 
 if TYPE_CHECKING:
@@ -120,10 +120,10 @@ def folder_items(human: Path, ai: Path, patterns: list[str], ignore: list[str],
     items = []
     for folder, label in ((human, 0), (ai, 1)):
         if not folder.is_dir():
-            raise AimusicError(f"{folder}: not a folder")
+            raise UsageError(f"{folder}: not a folder")
         files = audio_files_in(folder, patterns, ignore, recursive=True)[:limit]
         if not files:
-            raise AimusicError(f"{folder}: no audio files found")
+            raise UsageError(f"{folder}: no audio files found")
         items += [FolderItem(f, label) for f in files]
     return items
 

@@ -1,7 +1,6 @@
-"""Real lossy codecs (MP3, AAC, Opus) applied in memory, time-aligned with their input.
-
-Codecs are applied after the fakes are made, to human and fake examples alike, with fresh random
-settings per example, so codec history can never be the label. The round trip goes through the
+"""Real lossy codecs (MP3, AAC, Opus) applied in memory, time-aligned with their input, or
+written as files: the codec conditions of `aimusicd eval`, `learn` and `calibrate`, and of
+training's examples (training/examples.py draws their settings). The round trip goes through the
 real encoders (PyAV: libmp3lame, FFmpeg's aac, libopus) because their band limits, pre-echo and
 quantisation are exactly what a detector meets in the wild.
 
@@ -13,10 +12,6 @@ i (cross-correlation peak at lag 0, checked in tests/test_codecs.py). Measured h
        the tail is rounded up to whole 1024-sample frames and cut here;
   Opus 312 samples of pre-skip at 48 kHz, trimmed via the Ogg header; Opus runs at 48 kHz only,
        so the audio is resampled in and out with resample_poly, whose filter has zero delay.
-
-Encode + decode time of 6 s of 44.1 kHz stereo on the 2-core dev machine (median of 5, another job
-using about one core): mp3-320 0.37 s, mp3-128 0.37 s, mp3-64 0.28 s (LAME at its default quality),
-aac-128 0.17 s, opus-64 0.13 s (resampling included).
 """
 
 from __future__ import annotations
@@ -106,23 +101,6 @@ def encode_file(x: np.ndarray, rate: int, spec: CodecSpec, path: Path) -> Path:
     path = path.with_suffix(_FORMATS[spec.codec].suffix)
     path.write_bytes(data)
     return path
-
-
-def random_codec(rng: np.random.Generator, lossless_share: float = 0.35,
-                 favour_low_bitrates: bool = False) -> CodecSpec:
-    """Fresh settings per example: lossless with p=lossless_share, otherwise MP3 / AAC / Opus
-    about 40 / 30 / 30 with a bitrate drawn uniformly from that codec's range, or, with
-    favour_low_bitrates, with p proportional to 1/kbps^2 (MP3 64 kbps about a third of MP3 draws,
-    320 kbps about 1 %): training spends its examples where the fingerprint is hardest to keep,
-    while lossless examples still stand for the top of the range."""
-    if rng.random() < lossless_share:
-        return NONE
-    codec = str(rng.choice(("mp3", "aac", "opus"), p=(0.4, 0.3, 0.3)))
-    rates = np.array({"mp3": MP3_BITRATES, "aac": AAC_BITRATES, "opus": OPUS_BITRATES}[codec])
-    if favour_low_bitrates:
-        weights = 1.0 / rates.astype(np.float64) ** 2
-        return CodecSpec(codec, int(rng.choice(rates, p=weights / weights.sum())))
-    return CodecSpec(codec, int(rates[rng.integers(len(rates))]))
 
 
 def _check(x: np.ndarray) -> np.ndarray:

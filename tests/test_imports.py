@@ -1,0 +1,89 @@
+"""Run time stays apart from training: no module the daemon or a command other than `aimusicd train`
+uses imports daemon.training (its corpus fetching, fakes and fitting), at the top or inside a
+function."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import daemon
+
+PACKAGE = Path(daemon.__file__).parent
+BUILD_TIME = ("daemon.training", "daemon.cli.train")
+# Optional extras (`aimusicd batch --ray`): importable only where they are installed.
+OPTIONAL = ("daemon.batch.on_ray",)
+
+
+def runtime_modules() -> list[str]:
+    """Every module file under daemon/ (daemon/cli is a namespace package: walk the files)."""
+    names = []
+    for path in PACKAGE.rglob("*.py"):
+        parts = ("daemon",) + path.relative_to(PACKAGE).with_suffix("").parts
+        names.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    return sorted(n for n in names if not n.startswith(BUILD_TIME) and n != "daemon.__main__")
+
+
+def module_path(name: str) -> Path:
+    rel = Path(*name.split(".")[1:])
+    package = PACKAGE / rel / "__init__.py"
+    return package if package.is_file() else (PACKAGE / rel).with_suffix(".py")
+
+
+def imported_names(name: str) -> set[str]:
+    """Every module an import statement anywhere in the module names, resolved to absolute names."""
+    path = module_path(name)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = package.split(".")
+            base = base[:len(base) - node.level + 1] if node.level else []
+            target = ".".join(base + ([node.module] if node.module else []))
+            found.add(target)
+            found |= {f"{target}.{a.name}" for a in node.names}
+    return found
+
+
+def test_the_runtime_modules_are_found():
+    names = runtime_modules()
+    assert {"daemon.analysis", "daemon.cli.main", "daemon.cli.eval_cmd", "daemon.services.daemon",
+            "daemon.learning.features", "daemon.evaluation.table", "daemon.evaluation.codecs"} <= set(names)
+    assert not any(n.startswith("daemon.training") for n in names)
+
+
+def test_no_runtime_module_names_training_in_an_import():
+    offenders = {n: sorted(i for i in imported_names(n) if i.startswith("daemon.training"))
+                 for n in runtime_modules()}
+    assert {n: i for n, i in offenders.items() if i} == {}
+
+
+def test_importing_every_runtime_module_loads_no_training_module():
+    code = f"""
+import importlib, json, sys
+missing = {{}}
+for name in {json.dumps(runtime_modules())}:
+    try:
+        importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name.split(".")[0] == "daemon":
+            raise
+        missing[name] = exc.name
+print(json.dumps({{"training": sorted(m for m in sys.modules if m.startswith("daemon.training")),
+                  "missing": missing}}))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=240,
+                         cwd=PACKAGE.parent)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["training"] == []
+    missing = {m: dep for m, dep in result["missing"].items() if m not in OPTIONAL}
+    if missing:   # a dependency not installed here: what was importable is free of training
+        pytest.skip(f"{len(missing)} modules not importable here (missing {', '.join(sorted(set(missing.values())))})")
