@@ -11,20 +11,20 @@ i (cross-correlation peak at lag 0, checked in tests/test_codecs.py). Measured h
   AAC  1024 samples of priming, trimmed via the MP4 edit list (raw ADTS would keep it: not used);
        the tail is rounded up to whole 1024-sample frames and cut here;
   Opus 312 samples of pre-skip at 48 kHz, trimmed via the Ogg header; Opus runs at 48 kHz only,
-       so the audio is resampled in and out with resample_poly, whose filter has zero delay.
+       so the audio is resampled in and out (libsoxr, whose filter is delay-compensated).
 """
 
 from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-from math import gcd
 from pathlib import Path
 
 import av
 import numpy as np
 import soundfile as sf
-from scipy.signal import resample_poly
+
+from ..audio.resample import resample
 
 MP3_BITRATES = (64, 80, 96, 112, 128, 160, 192, 224, 256, 320)
 AAC_BITRATES = tuple(range(96, 257, 16))
@@ -81,7 +81,7 @@ def apply_codec(x: np.ndarray, rate: int, spec: CodecSpec) -> np.ndarray:
     if spec.codec == "none":
         return x
     data, work_rate = _encode(x, rate, spec)
-    y = _resample(_decode(data), work_rate, rate)
+    y = resample(_decode(data), work_rate, rate)
     n = x.shape[1]
     if y.shape[1] < n:
         y = np.pad(y, ((0, 0), (0, n - y.shape[1])))
@@ -116,7 +116,7 @@ def _encode(x: np.ndarray, rate: int, spec: CodecSpec) -> tuple[bytes, int]:
     """The encoded file's bytes and the rate it was encoded at."""
     fmt = _FORMATS[spec.codec]
     work_rate = rate if rate in fmt.rates else WORK_RATE
-    x = np.ascontiguousarray(_resample(x, rate, work_rate))
+    x = np.ascontiguousarray(resample(x, rate, work_rate))
     buf = io.BytesIO()
     with av.open(buf, mode="w", format=fmt.container) as container:
         stream = container.add_stream(fmt.encoder, rate=work_rate, layout="stereo")
@@ -145,8 +145,3 @@ def _decode(data: bytes) -> np.ndarray:
     return np.concatenate(chunks, axis=1)
 
 
-def _resample(x: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
-    if rate_in == rate_out:
-        return x.astype(np.float32, copy=False)
-    g = gcd(rate_in, rate_out)
-    return resample_poly(x, rate_out // g, rate_in // g, axis=-1).astype(np.float32)
