@@ -105,17 +105,20 @@ def test_learn_writes_a_verified_pack_that_list_verify_and_remove_handle(home, s
     assert proc.returncode == 0, proc.stderr
     meta = json.loads(proc.stdout)
     folder = packs_dir(home) / "ace"
-    assert meta["schema"] == "aimusicd.pack/1" and meta["name"] == "ace"
+    assert meta["schema"] == "aimusicd.pack/2" and meta["name"] == "ace"
+    assert meta["pieces"] == ["spectrum", "embedding", "images"] and meta["combine"] in ("joint", "max")
+    assert {c["label"] for c in meta["comparison"]} == {"joint", "max", "spectrum", "embedding", "images"}
     assert meta["examples"]["ai"]["files"] == 4 and meta["examples"]["human"]["files"] == 4
     assert [m["condition"] for m in meta["metrics"]] == ["as-given"] and 0.5 <= meta["threshold"] < 1
-    assert sorted(p.name for p in folder.iterdir()) == ["MODEL_CARD.md", "SHA256SUMS", "fingerprint.json", "pack.json"]
+    assert sorted(p.name for p in folder.iterdir()) == ["MODEL_CARD.md", "SHA256SUMS", "model.json", "pack.json"]
     assert subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=folder, capture_output=True).returncode == 0
-    assert "| as-given |" in (folder / "MODEL_CARD.md").read_text()
+    card = (folder / "MODEL_CARD.md").read_text()
+    assert "| as-given |" in card and "## How the evidence combines (measured)" in card and "(kept)" in card
 
     listed = cli(home, "models", "list")
     line = next(l for l in listed.stdout.splitlines() if l.startswith("pack:ace"))
     sums = dict(reversed(l.split("  ")) for l in (folder / "SHA256SUMS").read_text().splitlines())
-    assert " ok " in line and f"sha256 {sums['fingerprint.json'][:16]}" in line and "as-given:" in line
+    assert " ok " in line and f"sha256 {sums['model.json'][:16]}" in line and "as-given:" in line
     assert "pack:ace" in cli(home, "models", "verify").stdout
 
     again = learn(cli, home, small)
@@ -164,7 +167,7 @@ def test_bad_input_is_one_clear_line_and_nothing_is_half_written(home, small, tm
 
     out = cli(home, "calibrate", "--human", str(small["human"]), "--fpr", "0.01", "--conditions", "as-given")
     assert out.returncode == 2
-    assert "calibrate --fpr 0.01 needs at least 300 excerpts of human music" in out.stderr
+    assert "calibrate --fpr 0.01 needs at least 299 excerpts of human music" in out.stderr
     assert "gave 4" in out.stderr
     assert not (Path(home["XDG_CONFIG_HOME"]) / "aimusicd" / "thresholds.toml").exists()
     assert leftovers(home) == [] and sorted(p.name for p in packs_dir(home).iterdir()) == ["x"]
@@ -191,19 +194,19 @@ def test_a_damaged_or_newer_pack_is_refused_in_one_line_and_analysis_goes_on(hom
     for name in ("bad", "newer"):
         shutil.copytree(packs_dir(home) / "ace", packs_dir(home) / name)
     bad = packs_dir(home) / "bad"
-    fp = json.loads((bad / "fingerprint.json").read_text())
-    (bad / "fingerprint.json").write_text(json.dumps({**fp, "threshold": 0.01}))
+    model = json.loads((bad / "model.json").read_text())
+    (bad / "model.json").write_text(json.dumps({**model, "threshold": 0.01}))
     newer = packs_dir(home) / "newer"
     meta = json.loads((newer / "pack.json").read_text())
-    for key, value in (("schema", "aimusicd.pack/2"), ("name", "newer")):
+    for key, value in (("schema", "aimusicd.pack/3"), ("name", "newer")):
         meta[key] = value
     (newer / "pack.json").write_text(json.dumps(meta))
-    (newer / "fingerprint.json").write_text(json.dumps({**fp, "name": "newer"}))
-    subprocess.run("sha256sum pack.json fingerprint.json MODEL_CARD.md > SHA256SUMS", shell=True, cwd=newer, check=True)
+    (newer / "model.json").write_text(json.dumps({**model, "name": "newer"}))
+    subprocess.run("sha256sum pack.json model.json MODEL_CARD.md > SHA256SUMS", shell=True, cwd=newer, check=True)
 
     verify = cli(home, "models", "verify")
     assert verify.returncode == 1
-    assert "pack bad: fingerprint.json fails its sha256 check" in verify.stdout
+    assert "pack bad: model.json fails its sha256 check" in verify.stdout
     assert "pack newer: written by aimusicd" in verify.stdout and "upgrade to use it" in verify.stdout
     track = sorted(small["ai"].iterdir())[0]
     scan = cli(home, "scan", "--mode", "cnn", "--json", "--no-report", str(track))
