@@ -289,9 +289,38 @@ def test_calibrated_thresholds_are_merged_under_presets_and_config_list_names_th
     assert cfg.engines.ai_threshold == 0.93 and cfg.fingerprint_thresholds == {"ace-step": 0.97}
     listed = cli(home, "config", "list").stdout
     assert "thresholds.toml (calibrated" in listed and "on 320 excerpts, false-positive rate 0.01)" in listed
+    assert "ai_threshold              0.93" in listed and "fingerprint ace-step" in listed
     preset = tmp_path / "mine.toml"
     preset.write_text("[engines]\nai_threshold = 0.99\n")
     assert load_config(str(preset)).engines.ai_threshold == 0.99          # a preset's own value wins
+    under = cli(home, "config", "list", "--preset", str(preset)).stdout
+    ai = next(l for l in under.splitlines() if l.strip().startswith("ai_threshold"))
+    assert "0.99" in ai and f"preset {preset} (over the calibrated value)" in ai, under
+    assert f"thresholds: ai_threshold from preset {preset}; the rest: " in under
+    assert "thresholds.toml (calibrated" in next(l for l in under.splitlines() if "fingerprint ace-step " in l)
     (Path(home["XDG_CONFIG_HOME"]) / "aimusicd" / "thresholds.toml").write_text("[fingerprints]\nx = 3\n")
     with pytest.raises(ConfigError, match="x = 3 is not a probability"):
         load_config()
+
+
+def test_a_format_1_pack_still_loads_and_long_names_keep_models_list_aligned(home, cli):
+    """A pack written before the other pieces of evidence (fingerprint.json alone) loads as a model
+    over the spectrum; a long pack name widens the name column instead of pushing the rest."""
+    from daemon.engines.fingerprint import GENERATORS_DIR
+    from daemon.engines.packs import load_pack
+
+    name = "a-rather-long-pack-name-for-a-generator-family-v2"
+    folder = packs_dir(home) / name
+    folder.mkdir(parents=True)
+    fp = json.loads(next(GENERATORS_DIR.glob("*.json")).read_text())
+    (folder / "fingerprint.json").write_text(json.dumps({**fp, "name": name}))
+    (folder / "pack.json").write_text(json.dumps({"schema": "aimusicd.pack/1", "name": name,
+                                                  "aimusicd_version": "0.1.0", "metrics": []}))
+    subprocess.run("sha256sum pack.json fingerprint.json > SHA256SUMS", shell=True, cwd=folder, check=True)
+    pack = load_pack(folder)
+    assert pack.model.pieces == ("spectrum",) and pack.model_file == "fingerprint.json"
+    listed = cli(home, "models", "list").stdout.splitlines()
+    columns = {l.index(" ok ") if " ok " in l else l.index(" MISSING ") for l in listed
+               if " ok " in l or " MISSING " in l}
+    assert len(columns) == 1, listed
+    assert any(l.startswith(f"pack:{name}  ok ") and "reads spectrum" in l for l in listed), listed
