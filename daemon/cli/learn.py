@@ -82,6 +82,8 @@ def run(args) -> int:
     table = learn.table_of([m for m in measured if str(sources[m.source].path) not in bad], sources, pieces)
     if reference is not None:
         table = learn.with_reference(table, reference)
+    log(f"fitting on {len(table.y)} excerpt rows ({'+'.join(pieces)}): each way of combining them, "
+        f"cross-validated by track in {learn.FOLDS} folds")
     fit = learn.fit_pack(args.name, args.description, table, args.fpr,
                          "folders" if args.human else "reference")
     files = learn.pack_files(fit, sources, measured, args.fpr, failed)
