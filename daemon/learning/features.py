@@ -247,7 +247,7 @@ def measure(sources: list[Source], conditions: list[str], cache: Path, cnn_weigh
 _separator = None   # one HTDemucs per worker process
 
 
-def _measure_cache_file(path: Path, conditions: list[str], weights: str, excerpts: int,
+def _measure_demucs_file(path: Path, conditions: list[str], weights: str, excerpts: int,
                          device: str) -> dict[str, np.ndarray] | str:
     """Worker: the file's Demucs features under each condition, or why it cannot be read."""
     global _separator
