@@ -4,7 +4,9 @@ two calibration-split packages (about 20 min), the default five codec conditions
     python benchmarks/learn.py
 
 Run twice with one empty feature cache: the first run measures every excerpt, the second reads the
-cache. Targets (2-core CPU): the first <= 5 minutes for 30 minutes of examples; the second seconds.
+cache. Targets (2-core CPU): the first <= 5 minutes for 30 minutes of examples (scaled to the
+minutes measured); the second seconds. Each run prints its wall time, the example minutes, the
+target and the load average before and after (the figures mean little on a busy machine).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ def main() -> None:
         env = {**os.environ, "AIMUSICD_DATA": str(work / "data"), "AIMUSICD_CACHE": str(work / "cache")}
         results = []
         for run in ("first", "cached"):
+            load_before = os.getloadavg()
             cmd = [sys.executable, "-m", "daemon", "learn", "--ai", str(folders["ai"]), "--human",
                    str(folders["human"]), "--name", "bench", "--force", "--json"]
             t0 = time.perf_counter()
@@ -45,9 +48,13 @@ def main() -> None:
                 sys.exit(proc.stderr)
             meta = json.loads(proc.stdout)
             minutes = (meta["examples"]["ai"]["seconds"] + meta["examples"]["human"]["seconds"]) / 60
+            target = 300.0 * minutes / 30.0 if run == "first" else 30.0
             results.append({"run": run, "seconds": round(seconds, 1), "example_minutes": round(minutes, 1),
-                            "cpus": os.cpu_count()})
-            print(json.dumps(results[-1]))
+                            "target_s": round(target, 1), "within_target": seconds <= target,
+                            "pieces": meta.get("pieces"), "combine": meta.get("combine"),
+                            "cpus": os.cpu_count(), "load_before": [round(x, 2) for x in load_before],
+                            "load_after": [round(x, 2) for x in os.getloadavg()]})
+            print(json.dumps(results[-1]), flush=True)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,6 @@ Models load once, on first use, and are reused for every file (the daemon keeps 
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 import time
 from collections import deque
@@ -90,16 +89,11 @@ class Analyzer:
     def fingerprints(self) -> FingerprintEngine:
         with self._load_lock:
             if self._fingerprints is None:
-                packs = [p.fingerprint for p in load_packs(packs_root(), self.cfg.models.packs)]
-                self._fingerprints = self._calibrated(FingerprintEngine.load(packs=packs))
+                packs = [p.model for p in load_packs(packs_root(), self.cfg.models.packs)]
+                # each generator's and pack's threshold as `aimusicd calibrate` set it, if it did
+                self._fingerprints = FingerprintEngine.load(packs=packs).with_thresholds(
+                    self.cfg.fingerprint_thresholds)
             return self._fingerprints
-
-    def _calibrated(self, engine: FingerprintEngine) -> FingerprintEngine:
-        """Each generator's threshold as `aimusicd calibrate` set it on the user's music, if it did."""
-        own = self.cfg.fingerprint_thresholds
-        engine.generators = [dataclasses.replace(g, threshold=own.get(g.name, g.threshold))
-                             for g in engine.generators]
-        return engine
 
     def loaded_models(self) -> list[str]:
         return [name for name, m in (("cnn", self._cnn), ("demucs", self._demucs)) if m is not None]
@@ -184,6 +178,8 @@ class Analyzer:
         """Run the Demucs engine on the file of `first` and fuse both engines' evidence."""
         report = first.report
         demucs = self.demucs.analyze(first.audio, reason=first.demucs_reason or "")
+        if report.fingerprint is not None:      # packs learned with --demucs score now
+            report.fingerprint = self.fingerprints.with_demucs(report.fingerprint, demucs.features)
         evidence = Evidence(report.cnn.logit if report.cnn else None,
                             report.images.score if report.images else None, demucs.logit, report.fingerprint)
         verdict = self.fusion.combine(evidence, Delivery.of(report.codec))

@@ -105,17 +105,20 @@ def test_learn_writes_a_verified_pack_that_list_verify_and_remove_handle(home, s
     assert proc.returncode == 0, proc.stderr
     meta = json.loads(proc.stdout)
     folder = packs_dir(home) / "ace"
-    assert meta["schema"] == "aimusicd.pack/1" and meta["name"] == "ace"
+    assert meta["schema"] == "aimusicd.pack/2" and meta["name"] == "ace"
+    assert meta["pieces"] == ["spectrum", "embedding", "images"] and meta["combine"] in ("joint", "max")
+    assert {c["label"] for c in meta["comparison"]} == {"joint", "max", "spectrum", "embedding", "images"}
     assert meta["examples"]["ai"]["files"] == 4 and meta["examples"]["human"]["files"] == 4
     assert [m["condition"] for m in meta["metrics"]] == ["as-given"] and 0.5 <= meta["threshold"] < 1
-    assert sorted(p.name for p in folder.iterdir()) == ["MODEL_CARD.md", "SHA256SUMS", "fingerprint.json", "pack.json"]
+    assert sorted(p.name for p in folder.iterdir()) == ["MODEL_CARD.md", "SHA256SUMS", "model.json", "pack.json"]
     assert subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=folder, capture_output=True).returncode == 0
-    assert "| as-given |" in (folder / "MODEL_CARD.md").read_text()
+    card = (folder / "MODEL_CARD.md").read_text()
+    assert "| as-given |" in card and "## How the evidence combines (measured)" in card and "(kept)" in card
 
     listed = cli(home, "models", "list")
     line = next(l for l in listed.stdout.splitlines() if l.startswith("pack:ace"))
     sums = dict(reversed(l.split("  ")) for l in (folder / "SHA256SUMS").read_text().splitlines())
-    assert " ok " in line and f"sha256 {sums['fingerprint.json'][:16]}" in line and "as-given:" in line
+    assert " ok " in line and f"sha256 {sums['model.json'][:16]}" in line and "as-given:" in line
     assert "pack:ace" in cli(home, "models", "verify").stdout
 
     again = learn(cli, home, small)
@@ -164,7 +167,7 @@ def test_bad_input_is_one_clear_line_and_nothing_is_half_written(home, small, tm
 
     out = cli(home, "calibrate", "--human", str(small["human"]), "--fpr", "0.01", "--conditions", "as-given")
     assert out.returncode == 2
-    assert "calibrate --fpr 0.01 needs at least 300 excerpts of human music" in out.stderr
+    assert "calibrate --fpr 0.01 needs at least 299 excerpts of human music" in out.stderr
     assert "gave 4" in out.stderr
     assert not (Path(home["XDG_CONFIG_HOME"]) / "aimusicd" / "thresholds.toml").exists()
     assert leftovers(home) == [] and sorted(p.name for p in packs_dir(home).iterdir()) == ["x"]
@@ -191,19 +194,19 @@ def test_a_damaged_or_newer_pack_is_refused_in_one_line_and_analysis_goes_on(hom
     for name in ("bad", "newer"):
         shutil.copytree(packs_dir(home) / "ace", packs_dir(home) / name)
     bad = packs_dir(home) / "bad"
-    fp = json.loads((bad / "fingerprint.json").read_text())
-    (bad / "fingerprint.json").write_text(json.dumps({**fp, "threshold": 0.01}))
+    model = json.loads((bad / "model.json").read_text())
+    (bad / "model.json").write_text(json.dumps({**model, "threshold": 0.01}))
     newer = packs_dir(home) / "newer"
     meta = json.loads((newer / "pack.json").read_text())
-    for key, value in (("schema", "aimusicd.pack/2"), ("name", "newer")):
+    for key, value in (("schema", "aimusicd.pack/3"), ("name", "newer")):
         meta[key] = value
     (newer / "pack.json").write_text(json.dumps(meta))
-    (newer / "fingerprint.json").write_text(json.dumps({**fp, "name": "newer"}))
-    subprocess.run("sha256sum pack.json fingerprint.json MODEL_CARD.md > SHA256SUMS", shell=True, cwd=newer, check=True)
+    (newer / "model.json").write_text(json.dumps({**model, "name": "newer"}))
+    subprocess.run("sha256sum pack.json model.json MODEL_CARD.md > SHA256SUMS", shell=True, cwd=newer, check=True)
 
     verify = cli(home, "models", "verify")
     assert verify.returncode == 1
-    assert "pack bad: fingerprint.json fails its sha256 check" in verify.stdout
+    assert "pack bad: model.json fails its sha256 check" in verify.stdout
     assert "pack newer: written by aimusicd" in verify.stdout and "upgrade to use it" in verify.stdout
     track = sorted(small["ai"].iterdir())[0]
     scan = cli(home, "scan", "--mode", "cnn", "--json", "--no-report", str(track))
@@ -212,6 +215,36 @@ def test_a_damaged_or_newer_pack_is_refused_in_one_line_and_analysis_goes_on(hom
     assert len(refused) == 2 and all("running without it" in l for l in refused)
     names = [m["name"] for m in json.loads(scan.stdout)["reports"][0]["engines"]["fingerprint"]["matches"]]
     assert "ace" in names and "bad" not in names and "newer" not in names
+
+
+@pytest.mark.slow
+@pytest.mark.weights
+@pytest.mark.timeout(1800)
+def test_a_pack_learned_with_demucs_scores_only_where_demucs_ran(home, small, cli, real_weights, tmp_path):
+    """--demucs adds the Demucs engine's stem features: the pack reads them, so `scan --mode cnn`
+    (no Demucs) leaves it out and `--mode full` scores it."""
+    Path(home["AIMUSICD_CACHE"]).mkdir(parents=True, exist_ok=True)
+    (Path(home["AIMUSICD_CACHE"]) / "htdemucs").symlink_to(real_weights.parent)
+    preset = tmp_path / "one-excerpt.toml"
+    preset.write_text("[engines]\ndemucs_excerpts = 1\n")     # one separated excerpt a file: minutes, not tens
+    out = learn(cli, home, small, "--demucs", "--preset", str(preset), "--json")
+    assert out.returncode == 0, out.stderr
+    meta = json.loads(out.stdout)
+    assert meta["pieces"] == ["spectrum", "embedding", "images", "demucs"] and meta["needs_demucs"]
+    assert "demucs" in {c["label"] for c in meta["comparison"]}
+    again = learn(cli, home, small, "--demucs", "--preset", str(preset), "--force")
+    assert again.returncode == 0 and "Demucs features: 8 files already measured" in again.stderr
+
+    track = str(sorted(small["ai"].iterdir())[0])
+    fast = json.loads(cli(home, "scan", "--mode", "cnn", "--json", "--no-report", track).stdout)
+    assert "ace" not in [m["name"] for m in fast["reports"][0]["engines"]["fingerprint"]["matches"]]
+    full = cli(home, "scan", "--mode", "full", "--preset", str(preset), "--json", "--no-report", track)
+    assert full.returncode == 0, full.stderr
+    matches = json.loads(full.stdout)["reports"][0]["engines"]["fingerprint"]["matches"]
+    assert any(m["name"] == "ace" and m["pack"] for m in matches), matches
+
+    no_human = cli(home, "learn", "--ai", str(small["ai"]), "--name", "x", "--demucs")
+    assert no_human.returncode == 2 and "--demucs needs --human DIR" in no_human.stderr
 
 
 def _row(rows: list[dict], condition: str, engine: str) -> dict:
@@ -256,22 +289,41 @@ def test_a_pack_learned_on_ace_step_catches_its_unseen_prompts_under_mp3_64(home
     assert caught.returncode == 0 and "matched: ace-step p=" in caught.stdout
 
 
+@pytest.fixture(scope="module")
+def catalogue(tmp_path_factory) -> dict[str, Path]:
+    """One catalogue in two halves: the tracks of four calibration-split packages (orchestral,
+    rock, electronic and chiptune), every other track to each half, by package. Calibration reads
+    whole tracks (it cuts its own excerpts); the other half is judged in 20-s excerpts."""
+    base = tmp_path_factory.mktemp("catalogue")
+    halves: tuple[list[Path], list[Path]] = ([], [])
+    for name in ("widelands-data", "lincity-ng-data", "frozen-bubble-data", "extremetuxracer-data"):
+        for k, track in enumerate(sorted(package(name))):
+            halves[k % 2].append(track)
+    return {"calibrate": copies(halves[0], base / "calibrate"),
+            "judge": excerpts(halves[1], base / "judge", 20.0, 10),
+            "ai": copies(ace_step("test")[:3], base / "ai")}     # eval wants both sides; only humans count here
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(3600)
-@pytest.mark.xfail(strict=True, reason="models v10: thresholds calibrated on three small packages do not hold "
-                   "on two others (42 % of held-out human excerpts above a 10 % threshold): calibration must "
-                   "sample the catalogue it guards; issue 18 stays open for it")
-def test_thresholds_calibrated_on_one_folder_hold_on_another(home, cli, real):
-    calibrated = cli(home, "calibrate", "--human", str(real["human_learn"]), "--fpr", "0.1",
+def test_thresholds_calibrated_on_one_folder_hold_on_another(home, cli, catalogue, capsys):
+    """Thresholds calibrated on half a catalogue hold the rate on its other half, tracks never
+    shared, through the real `calibrate` and `eval` commands and the config they write."""
+    calibrated = cli(home, "calibrate", "--human", str(catalogue["calibrate"]), "--fpr", "0.05",
                      "--conditions", "as-given", "--json")
     assert calibrated.returncode == 0, calibrated.stderr
     written = json.loads(calibrated.stdout)
-    assert written["excerpts"] >= 30 and Path(written["path"]).is_file()
+    assert written["excerpts"] >= 59 and Path(written["path"]).is_file()
     assert written["path"] in cli(home, "config", "list").stdout
-    holds = cli(home, "eval", "--human", str(real["held_out"]), "--ai", str(real["ai_test"]),
+    holds = cli(home, "eval", "--human", str(catalogue["judge"]), "--ai", str(catalogue["ai"]),
                 "--conditions", "as-given", "--engines", "cnn", "--json")
+    assert holds.returncode == 0, holds.stderr
     row = _row(json.loads(holds.stdout), "as-given", "cnn+img")
-    assert row["n_human"] >= 100 and row["human_fp_rate"] <= 0.1, row
+    with capsys.disabled():
+        print(f"\ncalibrated on {written['excerpts']} excerpts: ai_threshold {written['ai_threshold']}, "
+              f"{written['fingerprints']}; held-out half: {row['n_human']} excerpts, "
+              f"human false positives {row['human_fp_rate']:.3f}")
+    assert row["n_human"] >= 100 and row["human_fp_rate"] <= 0.05, row
 
 
 def test_calibrated_thresholds_are_merged_under_presets_and_config_list_names_them(home, cli, tmp_path):
@@ -286,9 +338,38 @@ def test_calibrated_thresholds_are_merged_under_presets_and_config_list_names_th
     assert cfg.engines.ai_threshold == 0.93 and cfg.fingerprint_thresholds == {"ace-step": 0.97}
     listed = cli(home, "config", "list").stdout
     assert "thresholds.toml (calibrated" in listed and "on 320 excerpts, false-positive rate 0.01)" in listed
+    assert "ai_threshold              0.93" in listed and "fingerprint ace-step" in listed
     preset = tmp_path / "mine.toml"
     preset.write_text("[engines]\nai_threshold = 0.99\n")
     assert load_config(str(preset)).engines.ai_threshold == 0.99          # a preset's own value wins
+    under = cli(home, "config", "list", "--preset", str(preset)).stdout
+    ai = next(l for l in under.splitlines() if l.strip().startswith("ai_threshold"))
+    assert "0.99" in ai and f"preset {preset} (over the calibrated value)" in ai, under
+    assert f"thresholds: ai_threshold from preset {preset}; the rest: " in under
+    assert "thresholds.toml (calibrated" in next(l for l in under.splitlines() if "fingerprint ace-step " in l)
     (Path(home["XDG_CONFIG_HOME"]) / "aimusicd" / "thresholds.toml").write_text("[fingerprints]\nx = 3\n")
     with pytest.raises(ConfigError, match="x = 3 is not a probability"):
         load_config()
+
+
+def test_a_format_1_pack_still_loads_and_long_names_keep_models_list_aligned(home, cli):
+    """A pack written before the other pieces of evidence (fingerprint.json alone) loads as a model
+    over the spectrum; a long pack name widens the name column instead of pushing the rest."""
+    from daemon.engines.fingerprint import GENERATORS_DIR
+    from daemon.engines.packs import load_pack
+
+    name = "a-rather-long-pack-name-for-a-generator-family-v2"
+    folder = packs_dir(home) / name
+    folder.mkdir(parents=True)
+    fp = json.loads(next(GENERATORS_DIR.glob("*.json")).read_text())
+    (folder / "fingerprint.json").write_text(json.dumps({**fp, "name": name}))
+    (folder / "pack.json").write_text(json.dumps({"schema": "aimusicd.pack/1", "name": name,
+                                                  "aimusicd_version": "0.1.0", "metrics": []}))
+    subprocess.run("sha256sum pack.json fingerprint.json > SHA256SUMS", shell=True, cwd=folder, check=True)
+    pack = load_pack(folder)
+    assert pack.model.pieces == ("spectrum",) and pack.model_file == "fingerprint.json"
+    listed = cli(home, "models", "list").stdout.splitlines()
+    columns = {l.index(" ok ") if " ok " in l else l.index(" MISSING ") for l in listed
+               if " ok " in l or " MISSING " in l}
+    assert len(columns) == 1, listed
+    assert any(l.startswith(f"pack:{name}  ok ") and "reads spectrum" in l for l in listed), listed

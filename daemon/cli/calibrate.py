@@ -49,15 +49,15 @@ def run(args) -> int:
     planned, minutes = features.planned_excerpts(sources)
     calibrate.check_enough(planned, minutes, len(sources), args.fpr, args.human)   # before the long part
     fusion = Fusion.load()          # the shipped thresholds: "before" is what ships
-    packs = [p.fingerprint for p in load_packs(packs_root(), cfg.models.packs)]
-    generators = FingerprintEngine.load(packs=packs).generators
+    packs = [p.model for p in load_packs(packs_root(), cfg.models.packs)]
+    generators = FingerprintEngine.load().generators
     measured, failed = features.measure(sources, args.conditions, cache_dir(cfg) / "features",
                                         cnn_weights=PACKAGED_WEIGHTS, cnn_sha256=sha256_file(PACKAGED_WEIGHTS),
                                         log=log)
     for path, reason in failed:
         log(f"skipped (unreadable): {reason}")
     calibrate.check_enough(*calibrate.measured_excerpts(measured), args.fpr, args.human)
-    result = calibrate.calibrate(measured, fusion, generators, args.fpr)
+    result = calibrate.calibrate(measured, fusion, generators, args.fpr, packs)
     path = thresholds_path()
     calibrate.write_thresholds(path, result, args.fpr, args.human, args.conditions)
     if args.json:

@@ -50,7 +50,7 @@ def _metrics(meta: dict) -> str:
 
 def run(args) -> int:
     from ..engines.demucs.weights import WeightStore
-    from ..engines.packs import FINGERPRINT_FILE, installed, load_pack, packs_root, remove_pack
+    from ..engines.packs import installed, load_pack, packs_root, remove_pack
 
     cfg = load_config(args.preset)
     if args.models_command == "remove":
@@ -80,8 +80,10 @@ def run(args) -> int:
             rows.append((f"pack:{folder.name}", "BAD", str(exc)))
             continue
         loaded = "" if any(fnmatch.fnmatchcase(pack.name, w) for w in cfg.models.packs) else "  (not in [models] packs)"
-        rows.append((f"pack:{pack.name}", "ok", f"{folder}  sha256 {pack.sha256[FINGERPRINT_FILE][:16]}  "
-                     f"threshold {pack.threshold}  {_metrics(pack.meta)}{loaded}"))
+        reads = "+".join(pack.model.pieces)
+        rows.append((f"pack:{pack.name}", "ok", f"{folder}  sha256 {pack.sha256[pack.model_file][:16]}  "
+                     f"reads {reads}  threshold {pack.threshold}  {_metrics(pack.meta)}{loaded}"))
+    width = max(len(name) for name, _, _ in rows)      # long pack names keep the columns aligned
     for name, state, detail in rows:
-        print(f"{name:<12} {state:<8} {detail}")
+        print(f"{name:<{width}}  {state:<7}  {detail}")
     return 0 if ok or args.models_command == "list" else 1

@@ -228,6 +228,42 @@ def load_config(preset: str | Path | None = None, overrides: dict[str, Any] | No
     return cfg
 
 
+def threshold_sources(preset: str | Path | None = None) -> list[tuple[str, float | None, str]]:
+    """Where each threshold in force comes from, in the order load_config merges them: a preset's
+    own [engines] value wins over the one `aimusicd calibrate` wrote, which wins over the models'
+    own. Rows of (name, value, source) for the fusion's two thresholds and each [fingerprints]
+    entry the thresholds file sets (the generators and packs it does not name keep their own)."""
+    calibrated = thresholds_path()
+    engines, fingerprints, about = read_thresholds(calibrated) if calibrated.is_file() else ({}, {}, "")
+    engines = engines.get("engines", {})
+    own: dict[str, Any] = {}
+    where = ""
+    if preset:
+        path = resolve_preset(str(preset))
+        own = _read_toml(path).get("engines", {})
+        where = f"preset {path}"
+    rows: list[tuple[str, float | None, str]] = []
+    for key in ("ai_threshold", "human_threshold"):
+        if own.get(key) is not None:
+            note = " (over the calibrated value)" if key in engines else ""
+            rows.append((key, float(own[key]), where + note))
+        elif key in engines:
+            rows.append((key, float(engines[key]), about))
+        else:
+            rows.append((key, None, "shipped with the models (fusion.json)"))
+    rows += [(f"fingerprint {name}", value, about) for name, value in sorted(fingerprints.items())]
+    return rows
+
+
+def preset_thresholds(path: Path) -> list[str]:
+    """The [engines] thresholds a preset file sets itself (they win over calibrated ones)."""
+    try:
+        engines = _read_toml(path).get("engines", {})
+    except ConfigError:
+        return []
+    return [k for k in ("ai_threshold", "human_threshold") if isinstance(engines, dict) and k in engines]
+
+
 def to_toml(cfg: Config) -> str:
     """The merged configuration as TOML text (for `aimusicd config check`)."""
     lines: list[str] = [f"# merged from packaged defaults and {cfg.source}",

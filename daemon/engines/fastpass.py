@@ -2,9 +2,8 @@
 second (the CNN, the image score, the generator fingerprints).
 
 The CNN runs in the caller's thread on torch's thread team; meanwhile one helper thread does the
-numpy work (codec check, then the fingerprints that need its band edge, then the image score),
-which releases the GIL in its FFTs and reductions. On 2 cores this takes the pass from the sum of
-the engines' times towards the CNN's alone.
+numpy work (the codec check, the image score), which releases the GIL in its FFTs and reductions.
+The fingerprints come last: the user's packs read the CNN's embedding and the image score too.
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ from .cnn.engine import CnnEvidence
 from .fingerprint import FingerprintEngine, FingerprintEvidence
 from .images import ImageEvidence, measure_images
 
-_helper = ThreadPoolExecutor(max_workers=2, thread_name_prefix="fast-pass")
+_helper = ThreadPoolExecutor(max_workers=2, thread_name_prefix="fast-pass")   # two callers may overlap
 
 
 @dataclass
@@ -38,13 +37,13 @@ def measure_fast(audio: Audio, cnn: CnnEngine | None, fingerprints: FingerprintE
     if cnn is None:
         return FastEvidence(codec_history(mono, rate, audio.info))
 
-    def numpy_side() -> tuple[CodecHistory, FingerprintEvidence, ImageEvidence]:
-        codec = codec_history(mono, rate, audio.info)
-        return codec, fingerprints.measure(mono, rate, codec.bandwidth_hz), measure_images(mono, rate)
+    def numpy_side() -> tuple[CodecHistory, ImageEvidence]:
+        return codec_history(mono, rate, audio.info), measure_images(mono, rate)
 
     side = _helper.submit(numpy_side)
     evidence = cnn.score_track(mono)
-    codec, fingerprint, images = side.result()
+    codec, images = side.result()
+    fingerprint = fingerprints.measure(mono, rate, codec.bandwidth_hz, evidence.embedding, images.score)
     return FastEvidence(codec, evidence, images, fingerprint,
                         {"cnn_s": evidence.seconds, "images_s": images.seconds,
                          "fingerprint_s": fingerprint.seconds})

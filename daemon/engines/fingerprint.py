@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -26,6 +27,9 @@ from ..audio.filters import grey_opening
 from ..errors import ModelError
 from ..hashing import sha256_file
 from .logistic import LogisticModel, sigmoid
+
+if TYPE_CHECKING:
+    from .packs import PackInputs, PackModel
 
 N_FFT = 16384            # 2.7 Hz bins at 44.1 kHz
 MAX_FRAMES = 96          # frames (26 s) spread evenly over a longer track: stationary peaks need no more
@@ -135,6 +139,7 @@ class FingerprintEvidence:
     residual_db: list[float]        # the pooled peak spectrum, for the report's picture
     hz_step: float
     seconds: float = 0.0
+    pack_inputs: PackInputs | None = field(default=None, repr=False)   # what packs read (not reported)
 
     @property
     def matched(self) -> Match | None:
@@ -155,31 +160,67 @@ class FingerprintEvidence:
 
 
 class FingerprintEngine:
-    """The known generators' fingerprints (the shipped ones and any others given, and the user's
-    model packs), loaded once."""
+    """The known generators' fingerprints (the shipped ones and any others given) and the user's
+    model packs (`aimusicd learn`), loaded once. Packs read the fast pass's other evidence too (the
+    CNN's embedding, the image score) and, those learned with `--demucs`, the Demucs features: such
+    a pack is scored by `with_demucs` once Demucs has run, and not at all where it did not."""
 
     def __init__(self, generators: list[GeneratorFingerprint], sha256: dict[str, str] | None = None,
-                 packs: set[str] | None = None):
+                 packs: list[PackModel] | None = None):
         self.generators = generators
         self.sha256 = sha256 or {}
-        self.packs = packs or set()
+        self.packs = list(packs or [])
 
     @classmethod
     def load(cls, folder: Path = GENERATORS_DIR, extra: list[GeneratorFingerprint] | None = None,
-             packs: list[GeneratorFingerprint] | None = None) -> "FingerprintEngine":
+             packs: list[PackModel] | None = None) -> "FingerprintEngine":
         files = sorted(folder.glob("*.json")) if folder.is_dir() else []
-        generators = [GeneratorFingerprint.load(f) for f in files] + list(extra or []) + list(packs or [])
-        return cls(generators, {f.stem: sha256_file(f) for f in files}, {g.name for g in packs or []})
+        generators = [GeneratorFingerprint.load(f) for f in files] + list(extra or [])
+        return cls(generators, {f.stem: sha256_file(f) for f in files}, packs)
 
-    def measure(self, mono: np.ndarray, rate: int, band_edge_hz: float) -> FingerprintEvidence:
+    def with_thresholds(self, own: dict[str, float]) -> "FingerprintEngine":
+        """Each generator's and pack's threshold as `aimusicd calibrate` set it, where it did."""
+        self.generators = [replace(g, threshold=own.get(g.name, g.threshold)) for g in self.generators]
+        self.packs = [replace(p, threshold=own.get(p.name, p.threshold)) for p in self.packs]
+        return self
+
+    def measure(self, mono: np.ndarray, rate: int, band_edge_hz: float, embedding: np.ndarray | None = None,
+                images_score: float | None = None) -> FingerprintEvidence:
+        """The spectrum and every generator's match; packs too, from the CNN embedding and the
+        image score of the same pass where given."""
+        from .packs import PackInputs
+
         t0 = time.perf_counter()
         spectrum = long_term_spectrum(mono, rate, band_edge_hz)
         matches = []
         for g in self.generators:
             z = g.logit(spectrum)
             p = float(sigmoid(z))
-            matches.append(Match(g.name, p, z, p >= g.threshold, g.name in self.packs))
+            matches.append(Match(g.name, p, z, p >= g.threshold))
+        inputs = PackInputs(spectrum.residual_db, embedding, images_score)
+        matches += self._pack_matches(inputs, [p for p in self.packs if not p.needs_demucs])
         matches.sort(key=lambda m: -m.logit)
         return FingerprintEvidence(band_edge_hz, spectrum.peaks(), matches,
                                    spectrum.residual_db.tolist(), spectrum.hz_step,
-                                   time.perf_counter() - t0)
+                                   time.perf_counter() - t0, inputs)
+
+    def with_demucs(self, evidence: FingerprintEvidence, demucs_features: dict[str, float]) -> FingerprintEvidence:
+        """The evidence with the matches of the packs learned with --demucs added (Demucs ran)."""
+        wanted = [p for p in self.packs if p.needs_demucs]
+        if not wanted or evidence.pack_inputs is None or not demucs_features:
+            return evidence
+        evidence.pack_inputs = replace(evidence.pack_inputs, demucs=dict(demucs_features))
+        evidence.matches = sorted([m for m in evidence.matches if m.name not in {p.name for p in wanted}]
+                                  + self._pack_matches(evidence.pack_inputs, wanted), key=lambda m: -m.logit)
+        return evidence
+
+    @staticmethod
+    def _pack_matches(inputs: PackInputs, packs: list[PackModel]) -> list[Match]:
+        matches = []
+        for pack in packs:
+            z = pack.logit(inputs)
+            if z is None:
+                continue          # a piece it reads was not measured (e.g. live windows: no embedding)
+            p = float(sigmoid(z))
+            matches.append(Match(pack.name, p, z, p >= pack.threshold, pack=True))
+        return matches

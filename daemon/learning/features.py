@@ -5,8 +5,14 @@ A file is cut into excerpts of EXCERPT_S (at most MAX_EXCERPTS, spread over it; 
 one excerpt): the unit a false-positive rate is counted in, and the length of most generators'
 output. Each excerpt goes through the codec condition in memory (the real encoders, time-aligned),
 then exactly the daemon's fast pass: level normalisation, the codec history, the long-term peak
-spectrum and, where asked for, the CNN and the image score. Files are measured in parallel, one
-process per core; a second run over the same files reads the cache and takes seconds.
+spectrum and, where asked for, the CNN (its logit and its track embedding, from one forward pass)
+and the image score. Files are measured in parallel, one process per core; a second run over the
+same files reads the cache and takes seconds.
+
+The Demucs features (`measure_demucs`, for `learn --demucs`) are the engine's, per file and
+condition, as the daemon measures them: its excerpts of the file, separated by HTDemucs, their
+features averaged; every 30-s excerpt of a file shares them. They cost about a second of CPU per
+second of separated music, so they are cached the same way.
 """
 
 from __future__ import annotations
@@ -31,7 +37,8 @@ from ..evaluation.codecs import EVAL_CONDITIONS, NONE, CodecSpec, apply_codec
 
 EXCERPT_S = 30.0
 MAX_EXCERPTS = 12
-FEATURES_VERSION = 1       # bump when what is measured changes: old cache entries are then unused
+FEATURES_VERSION = 2       # bump when what is measured changes: old cache entries are then unused
+# (2: the CNN's track embedding beside its logit)
 CONDITIONS: dict[str, CodecSpec] = {
     ("as-given" if c.codec == "none" else c.label()): c for c in EVAL_CONDITIONS}
 
@@ -52,8 +59,10 @@ class Measured:
     bandwidth_hz: np.ndarray    # (excerpts,)
     lossy: np.ndarray           # (excerpts,) bool
     seconds: np.ndarray         # (excerpts,) excerpt durations
-    cnn_logit: np.ndarray | None = None      # (excerpts,), with_cnn only
+    cnn_logit: np.ndarray | None = None      # (excerpts,), with the CNN only
     images_score: np.ndarray | None = None
+    embedding: np.ndarray | None = None      # (excerpts, hidden) the CNN's track embedding
+    demucs: np.ndarray | None = None         # (excerpts, features) the file's Demucs features (measure_demucs)
 
 
 def find_files(folders: list[Path], patterns: list[str], ignore: list[str]) -> list[Path]:
@@ -121,7 +130,8 @@ def _read_cache(path: Path, source: int, condition: str) -> Measured | None:
         with np.load(path) as z:
             return Measured(source, condition, z["spectrum"], z["bandwidth_hz"], z["lossy"], z["seconds"],
                             z["cnn_logit"] if "cnn_logit" in z else None,
-                            z["images_score"] if "images_score" in z else None)
+                            z["images_score"] if "images_score" in z else None,
+                            z["embedding"] if "embedding" in z else None)
     except (OSError, ValueError, KeyError):
         return None     # absent or damaged: measured again
 
@@ -130,7 +140,7 @@ def _write_cache(path: Path, m: Measured) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {"spectrum": m.spectrum, "bandwidth_hz": m.bandwidth_hz, "lossy": m.lossy, "seconds": m.seconds}
     if m.cnn_logit is not None:
-        arrays.update(cnn_logit=m.cnn_logit, images_score=m.images_score)
+        arrays.update(cnn_logit=m.cnn_logit, images_score=m.images_score, embedding=m.embedding)
     tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
     np.savez(tmp, **arrays)
     tmp.replace(path)
@@ -164,7 +174,7 @@ def _measure(path: Path, conditions: list[str], cnn_weights: str | None) -> dict
     for name in conditions:
         spec = CONDITIONS[name]
         rows: dict[str, list] = {"spectrum": [], "bandwidth_hz": [], "lossy": [], "seconds": [],
-                                 "cnn_logit": [], "images_score": []}
+                                 "cnn_logit": [], "images_score": [], "embedding": []}
         for start, length in spans:
             a, b = int(start * rate), int((start + length) * rate)
             x = apply_codec(audio.samples[:, a:b], rate, spec) if spec != NONE else audio.samples[:, a:b].copy()
@@ -182,7 +192,9 @@ def _measure(path: Path, conditions: list[str], cnn_weights: str | None) -> dict
             if cnn_weights:
                 from ..engines.images import measure_images
 
-                rows["cnn_logit"].append(_cnn.score_track(mono).logit)
+                cnn = _cnn.score_track(mono)
+                rows["cnn_logit"].append(cnn.logit)
+                rows["embedding"].append(cnn.embedding.astype(np.float32))
                 rows["images_score"].append(measure_images(mono, rate).score)
         out[name] = {k: np.asarray(v) for k, v in rows.items() if v}
     return out
@@ -225,8 +237,95 @@ def measure(sources: list[Source], conditions: list[str], cache: Path, cnn_weigh
                 for c, arrays in per_condition.items():
                     m = Measured(i, c, arrays["spectrum"].astype(np.float32), arrays["bandwidth_hz"],
                                  arrays["lossy"], arrays["seconds"], arrays.get("cnn_logit"),
-                                 arrays.get("images_score"))
+                                 arrays.get("images_score"), arrays.get("embedding"))
                     _write_cache(_cache_file(cache, sources[i].sha256, c, kind), m)
                     done.append(m)
     done.sort(key=lambda m: (m.source, conditions.index(m.condition)))
     return done, failed
+
+
+_separator = None   # one HTDemucs per worker process
+
+
+def _measure_demucs_file(path: Path, conditions: list[str], weights: str, excerpts: int,
+                         device: str) -> dict[str, np.ndarray] | str:
+    """Worker: the file's Demucs features under each condition, or why it cannot be read."""
+    global _separator
+    from ..engines.demucs.engine import choose_excerpts
+    from ..engines.demucs.features import FEATURE_NAMES, aggregate, excerpt_features
+
+    try:
+        audio = load_audio(path)
+    except AudioError as exc:
+        return str(exc)
+    if _separator is None:
+        from ..engines.demucs.separation import Separator, load_htdemucs
+
+        _separator = Separator(load_htdemucs(Path(weights)), device)
+    rate = audio.sample_rate
+    samples = normalise_level(audio.samples)
+    spans = choose_excerpts(samples, _separator.segment_samples, excerpts)
+    out = {}
+    for name in conditions:
+        spec = CONDITIONS[name]
+        per_excerpt = []
+        for a, b in spans:
+            x = apply_codec(audio.samples[:, a:b], rate, spec) if spec != NONE else audio.samples[:, a:b].copy()
+            mix = normalise_level(np.ascontiguousarray(x, dtype=np.float32))
+            stems = _separator.separate(mix[None])[0]
+            per_excerpt.append(excerpt_features(mix, stems, rate))
+        features = aggregate(per_excerpt)
+        out[name] = np.array([features[n] for n in FEATURE_NAMES], np.float64)
+    return out
+
+
+def measure_demucs(sources: list[Source], measured: list[Measured], conditions: list[str], cache: Path,
+                   weights: Path, weights_sha256: str, excerpts: int, device: str = "auto",
+                   workers: int = 1, log: Callable[[str], None] = print) -> list[tuple[Path, str]]:
+    """Add each file's Demucs features (per condition, repeated on each of its excerpts) to
+    `measured`, from the cache where it has them; returns the files that could not be read."""
+    kind = f"demucs{weights_sha256[:16]}x{excerpts}"
+    wanted = sorted({m.source for m in measured})
+    found: dict[tuple[int, str], np.ndarray] = {}
+    todo = []
+    for i in wanted:
+        rows = {}
+        for c in conditions:
+            try:
+                with np.load(_cache_file(cache, sources[i].sha256, c, kind)) as z:
+                    rows[c] = z["demucs"]
+            except (OSError, ValueError, KeyError):
+                break
+        if len(rows) == len(conditions):
+            found.update({(i, c): v for c, v in rows.items()})
+        else:
+            todo.append(i)
+    log(f"Demucs features: {len(wanted) - len(todo)} files already measured; separating {excerpts} "
+        f"excerpts of {len(todo)} files under {len(conditions)} conditions (slow on a CPU)")
+    failed: list[tuple[Path, str]] = []
+    if todo:
+        from tqdm import tqdm
+
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=context) as pool, \
+                tqdm(total=len(todo), unit="file", file=sys.stderr, leave=False, disable=None) as bar:
+            futures = {pool.submit(_measure_demucs_file, sources[i].path, conditions, str(weights), excerpts,
+                                   device): i for i in todo}
+            for future in as_completed(futures):
+                i = futures[future]
+                bar.update()
+                result = future.result()
+                if isinstance(result, str):
+                    failed.append((sources[i].path, result))
+                    continue
+                for c, v in result.items():
+                    target = _cache_file(cache, sources[i].sha256, c, kind)
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    tmp = target.with_suffix(f".{os.getpid()}.tmp.npz")
+                    np.savez(tmp, demucs=v)
+                    tmp.replace(target)
+                    found[(i, c)] = v
+    for m in measured:
+        v = found.get((m.source, m.condition))
+        m.demucs = None if v is None else np.repeat(v[None], len(m.seconds), axis=0)
+    return failed

@@ -86,6 +86,9 @@ def _fingerprint_sentence(view: ReportView) -> str:
         return ""
     if fp.matched:
         p = dict(fp.matches).get(fp.matched)
+        if fp.matched in fp.packs:
+            return (f"The model pack {fp.matched} (learned with `aimusicd learn`) matched"
+                    + (f" (p {p:.2f})" if p is not None else "") + ".")
         return (f"The long-term spectrum carries the fingerprint of {fp.matched}"
                 + (f" (p {p:.2f})" if p is not None else "") + ".")
     return "The long-term spectrum matches none of the generator fingerprints the models know."

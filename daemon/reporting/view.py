@@ -33,6 +33,7 @@ class Fingerprint:
     matches: list[tuple[str, float]]
     ltas_db: list[float] | None
     ltas_hz_step: float | None
+    packs: tuple[str, ...] = ()     # the matches that are the user's model packs (`aimusicd learn`)
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,7 @@ class ReportView:
             matches=[(m["name"], float(m["probability"])) for m in fp.get("matches") or []],
             ltas_db=[float(v) for v in fp["ltas_db"]] if fp.get("ltas_db") else None,
             ltas_hz_step=_float_or_none(fp.get("ltas_hz_step")),
+            packs=tuple(m["name"] for m in fp.get("matches") or [] if m.get("pack")),
         )
 
     def decisive_windows(self) -> list[Window]:

@@ -66,6 +66,9 @@ class CnnEvidence:
     logit: float           # calibrated track logit (a * mean window logit + b)
     windows: list[WindowScore]
     seconds: float
+    # The track's embedding: the net's penultimate layer (its head's hidden units) averaged over
+    # every frame, from the same forward pass as the logit (model packs read it; not reported).
+    embedding: np.ndarray | None = None
 
 
 def save_cnn(path: Path, net: CnnNet, meta: CnnModelMeta) -> None:
@@ -126,21 +129,29 @@ class CnnEngine:
 
     def frame_logits(self, mono: np.ndarray) -> np.ndarray:
         """Raw frame logits for a mono signal, one per `net.time_stride` mel frames."""
+        return self.frame_outputs(mono)[1]
+
+    def frame_outputs(self, mono: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Frame embeddings (frames, hidden) and raw frame logits (frames,), from one pass."""
         stride = self.meta.net.time_stride
         x = torch.from_numpy(np.ascontiguousarray(mono, dtype=np.float32))[None]
         with torch.inference_mode():
             padded = self.melspec.pad(x)
             total = self.melspec.n_frames(x.shape[-1])
             frames = total - total % stride
-            outs = []
+            outs, hidden = [], []
             for start in range(0, frames, CHUNK_FRAMES):
                 lo = max(0, start - MARGIN_FRAMES)
                 hi = min(total, start + CHUNK_FRAMES + MARGIN_FRAMES)   # right context as in one pass
                 mel = self.melspec.frames(padded, lo, hi).contiguous(memory_format=torch.channels_last)
-                out = self.net(mel)[0]
+                h, out = self.net.frame_outputs(mel)
                 first = (start - lo) // stride
-                outs.append(out[first:first + min(CHUNK_FRAMES, frames - start) // stride])
-        return torch.cat(outs).numpy() if outs else np.zeros(0, np.float32)
+                keep = slice(first, first + min(CHUNK_FRAMES, frames - start) // stride)
+                outs.append(out[0, keep])
+                hidden.append(h[0, :, keep])
+        if not outs:
+            return np.zeros((0, self.meta.net.hidden), np.float32), np.zeros(0, np.float32)
+        return torch.cat(hidden, dim=1).T.numpy(), torch.cat(outs).numpy()
 
     def _calibrate(self, logit):
         return self.meta.calib_a * logit + self.meta.calib_b
@@ -152,7 +163,7 @@ class CnnEngine:
     def score_track(self, mono: np.ndarray) -> CnnEvidence:
         started = time.perf_counter()
         with self._track_lock:
-            logits = self.frame_logits(mono)
+            hidden, logits = self.frame_outputs(mono)
         seconds_per_logit = self.meta.net.time_stride * self.meta.mel.hop / self.sample_rate
         per_window = max(1, round(self.meta.window_s / seconds_per_logit))
         per_hop = max(1, round(self.meta.hop_s / seconds_per_logit))
@@ -173,5 +184,6 @@ class CnnEngine:
             model=self.meta.name, model_sha256=self.sha256,
             probability_ai=float(sigmoid(track_logit)), logit=track_logit, windows=windows,
             seconds=time.perf_counter() - started,
+            embedding=hidden.mean(axis=0) if len(hidden) else np.zeros(self.meta.net.hidden, np.float32),
         )
 

@@ -61,6 +61,14 @@ class CnnNet(nn.Module):
         h = h.flatten(1, 2)                          # (B, C*F', T')
         return self.head(h).squeeze(1)               # (B, T')
 
+    def frame_outputs(self, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The head's hidden layer after its ReLU, (B, hidden, T'): the frame embeddings, and the
+        frame logits computed from them, (B, T') (as `forward`, in eval mode). The last layer is
+        linear, so the mean embedding over a track carries its mean logit exactly."""
+        h = self.features(mel).flatten(1, 2)
+        hidden = self.head[1](self.head[0](h))
+        return hidden, self.head[3](self.head[2](hidden)).squeeze(1)
+
     def window_logit(self, mel: torch.Tensor) -> torch.Tensor:
         """Training and live use: one logit per input crop."""
         return self.forward(mel).mean(dim=1)
