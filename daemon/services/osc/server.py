@@ -55,7 +55,7 @@ def is_local_ip(host: str) -> bool:
     return True
 
 
-class RequestError(Exception):
+class RequestError(AimusicError):
     """A request that cannot be served: answered with /aimusic/error i:req s:address s:message."""
 
     def __init__(self, req: int, message: str):
