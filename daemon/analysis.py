@@ -103,9 +103,10 @@ class Analyzer:
         audio.samples = normalise_level(audio.samples)
         return audio
 
-    def first_pass(self, path: str | Path, mode: str) -> Pass:
+    def first_pass(self, path: str | Path, mode: str, sha256: str | None = None) -> Pass:
         """Decode, measure the codec history and run the fast pass: the CNN, the image score and
-        the generator fingerprints (unless mode is "demucs")."""
+        the generator fingerprints (unless mode is "demucs"). `sha256`: the file's digest where
+        the caller has just taken it (the watcher does, to de-duplicate), so it is not read twice."""
         path = Path(path)
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
@@ -133,7 +134,7 @@ class Analyzer:
         verdict = fusion.combine(evidence, delivery) if evidence else None
         skipped = "pending: " + reason if reason else ("mode cnn" if mode == "cnn" else "cnn confident")
         report = Report(
-            file=str(path.resolve()), sha256=sha256_file(path), mode=mode,
+            file=str(path.resolve()), sha256=sha256 or sha256_file(path), mode=mode,
             duration_s=audio.duration_s, sample_rate=audio.info.sample_rate,
             channels=audio.info.channels, codec=codec,
             verdict=verdict.label if verdict else "uncertain",

@@ -219,9 +219,11 @@ class Daemon:
                           _osc_float(r.probability_ai), _osc_float(r.cnn.probability_ai if r.cnn else None),
                           senders=requester)
         elif event.kind == "result":
-            self.osc.push(osc.RESULT, job.request_id, job.reply_path, job.verdict,
-                          _osc_float(job.probability_ai), _osc_float(job.cnn_prob),
-                          _osc_float(job.demucs_prob), job.report_path or "", senders=requester)
+            r = event.report
+            self.osc.push(osc.RESULT, job.request_id, job.reply_path, r.verdict,
+                          _osc_float(r.probability_ai), _osc_float(r.cnn.probability_ai if r.cnn else None),
+                          _osc_float(r.demucs.probability_ai if r.demucs.ran else None),
+                          job.report_path or "", senders=requester)
         elif event.kind == "failed":
             self.osc.push(osc.ERROR, job.request_id, osc.ANALYZE, event.message, senders=requester)
 
