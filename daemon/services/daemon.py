@@ -5,7 +5,6 @@ database deleted under it is written back from the open connection."""
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import math
 import os
@@ -19,9 +18,10 @@ from ..config import Config, state_dir
 from ..config.paths import expand
 from ..engines.fusion import LIVE
 from ..errors import AimusicError, ModelError, QueueFullError, StoreError
-from ..hashing import sha256_file
+from .intake import Intake
 from .jobs import JobEvent, JobRunner
 from .live import LiveMonitor
+from .lock import hold_state_lock
 from .osc import protocol as osc
 from .osc.handlers import Handlers
 from .osc.server import Address, OscServer
@@ -40,7 +40,7 @@ class Daemon:
     def __init__(self, cfg: Config):
         self.cfg = cfg
         self.state_dir = state_dir(cfg)
-        self._lock_file = self._take_lock()
+        self._lock_file = hold_state_lock(self.state_dir)
         self.store = Store(self.state_dir / "aimusicd.sqlite")
         self.analyzer = Analyzer(cfg)
         self.runner = JobRunner(cfg, self.store, self.analyzer, self._on_job_event)
@@ -49,7 +49,8 @@ class Daemon:
             Handlers(self.osc, self)
         roots = cfg.osc.allowed_roots or [*cfg.watch.folders, "~"]
         self.allowed_roots = [expand(r).resolve() for r in roots]
-        self.watcher = (FolderWatcher(cfg.watch, self._on_file_ready, self.allowed_roots)
+        intake = Intake(self.store, self.runner, cfg.watch.mode, cfg.engines.max_file_mb)
+        self.watcher = (FolderWatcher(cfg.watch, intake.file_ready, self.allowed_roots)
                         if cfg.watch.enabled else None)
         self.live: LiveMonitor | None = None
         self._live_requesters: set[Address] = set()
@@ -60,28 +61,6 @@ class Daemon:
             from ..web.server import WebServer   # here: the web stack loads only when it is wanted
 
             self.web = WebServer(cfg.web, DashboardHost(self))
-
-    def _take_lock(self):
-        """Create the state folder and hold its lock; any failure is one line naming the folder."""
-        try:
-            self.state_dir.mkdir(parents=True, exist_ok=True)
-            fh = open(self.state_dir / "aimusicd.lock", "wb", buffering=0)   # close cannot re-fail
-        except OSError as exc:
-            raise AimusicError(f"state folder {self.state_dir}: cannot write there ({exc.strerror}); "
-                               "check [daemon] state_dir") from None
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            fh.close()
-            raise AimusicError(
-                f"another aimusicd is already running with state folder {self.state_dir}") from None
-        try:
-            fh.write(str(os.getpid()).encode())
-        except OSError as exc:
-            fh.close()
-            raise AimusicError(f"state folder {self.state_dir}: cannot write there ({exc.strerror}); "
-                               "check [daemon] state_dir") from None
-        return fh
 
     # -- life cycle ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -174,38 +153,6 @@ class Daemon:
         if restored is not None:
             log.error("state database %s was deleted or replaced; wrote back its %d jobs from the "
                       "open connection", self.store.path, restored)
-
-    # -- folder watching -------------------------------------------------------------------------
-    def _on_file_ready(self, path: Path) -> None:
-        """`path`: resolved, a regular file inside the allowed roots (the watcher checked)."""
-        try:
-            st = path.stat()
-        except OSError:
-            return
-        key = str(path)
-        try:
-            if self.store.known(key, st.st_size, st.st_mtime, None):
-                return
-            # Too large: not worth hashing (seconds per GB); the job fails at once with the reason.
-            digest = None
-            if st.st_size <= self.cfg.engines.max_file_mb * 1024 * 1024:
-                try:
-                    digest = sha256_file(path)
-                except OSError as exc:
-                    log.warning("cannot read %s: %s", path, exc)
-                    return
-                twin = self.store.known(key, st.st_size, st.st_mtime, digest)
-                if twin is not None:
-                    if twin.state == "failed":
-                        log.info("skipped %s: the same content failed before (job #%d: %s)", path,
-                                 twin.id, twin.error)
-                    else:
-                        log.info("skipped %s: same content as job #%d (%s)", path, twin.id, twin.path)
-                    return
-            self.runner.submit(key, self.cfg.watch.mode, "watch", size=st.st_size, mtime=st.st_mtime,
-                               sha256=digest)
-        except (QueueFullError, StoreError) as exc:
-            log.error("%s; it will be picked up by the next scan", exc)
 
     # -- job events -> OSC -----------------------------------------------------------------------
     def _on_job_event(self, event: JobEvent) -> None:
