@@ -121,22 +121,25 @@ class Analyzer:
             while pending:
                 yield pending.popleft().result()
 
-    def _decode(self, path: Path) -> Decoded:
+    def _decode(self, path: Path, sha256: str | None = None) -> Decoded:
         t0 = time.perf_counter()
         try:
             audio = self.read(path)
             _ = audio.mono
-            return Decoded(path, audio, sha256_file(path), time.perf_counter() - t0)
+            return Decoded(path, audio, sha256 or sha256_file(path), time.perf_counter() - t0)
         except AudioError as exc:
             return Decoded(path, error=exc)
         except OSError as exc:
             return Decoded(path, error=AudioError(path, f"cannot read ({exc.strerror})"))
 
-    def first_pass(self, path: str | Path, mode: str, decoded: Decoded | None = None) -> Pass:
+    def first_pass(self, path: str | Path, mode: str, decoded: Decoded | None = None,
+                   sha256: str | None = None) -> Pass:
         """Decode, measure the codec history and run the fast pass: the CNN, the image score and
-        the generator fingerprints (unless mode is "demucs"). `decoded`: the file already read."""
+        the generator fingerprints (unless mode is "demucs"). `decoded`: the file already read;
+        `sha256`: its digest where the caller has just taken it (the watcher, a batch), so it is
+        not read twice."""
         path = Path(path)
-        decoded = decoded or self._decode(path)
+        decoded = decoded or self._decode(path, sha256)
         if decoded.error:
             raise decoded.error
         audio = decoded.audio

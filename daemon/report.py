@@ -1,4 +1,5 @@
-"""The versioned JSON report of one analysis (schema "aimusicd.report/1")."""
+"""The versioned JSON report of one analysis (schema "aimusicd.report/1"), and the report's exact
+state as JSON (`dumps_state`/`loads_state`) for a job handed from one worker to the next."""
 
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ from typing import Any
 
 from . import __version__
 from .audio.codec import CodecHistory
-from .engines.cnn import CnnEvidence
-from .engines.demucs.engine import DemucsEvidence
-from .engines.fingerprint import FingerprintEvidence
+from .engines.cnn import CnnEvidence, WindowScore
+from .engines.demucs.engine import DemucsEvidence, Excerpt
+from .engines.fingerprint import FingerprintEvidence, Match
 from .engines.images import ImageEvidence
 
 SCHEMA = "aimusicd.report/1"
@@ -109,3 +110,31 @@ def write_report(report: Report, dest: Path) -> Path:
     tmp.write_text(text + "\n", encoding="utf-8")
     os.replace(tmp, dest)
     return dest
+
+
+def dumps_state(report: Report) -> str:
+    """Every field as it is (no rounding, NaN kept): `loads_state` gives back an equal Report, so
+    evidence that crosses a restart fuses exactly as it would have in memory."""
+    return json.dumps(asdict(report), default=_plain)
+
+
+def loads_state(text: str) -> Report:
+    d = json.loads(text)
+    cnn, images, fingerprint, demucs = d["cnn"], d["images"], d["fingerprint"], d["demucs"]
+    d.update(
+        codec=CodecHistory(**d["codec"]),
+        cnn=None if cnn is None else CnnEvidence(
+            **{**cnn, "windows": [WindowScore(**w) for w in cnn["windows"]]}),
+        images=None if images is None else ImageEvidence(**images),
+        fingerprint=None if fingerprint is None else FingerprintEvidence(
+            **{**fingerprint, "matches": [Match(**m) for m in fingerprint["matches"]]}),
+        demucs=DemucsEvidence(**{**demucs, "excerpts": [Excerpt(**e) for e in demucs["excerpts"]]}),
+    )
+    return Report(**d)
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars and arrays (evidence straight from the engines) as Python numbers and lists."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")

@@ -404,11 +404,11 @@ def test_a_worker_thread_that_dies_is_restarted_and_its_job_failed(tmp_path, tin
     real_first_pass = analyzer.first_pass
     calls = []
 
-    def first_pass(path, mode):
+    def first_pass(path, mode, **kwargs):
         calls.append(path)
         if len(calls) == 1:
             raise SystemExit("a thread-killing bug")
-        return real_first_pass(path, mode)
+        return real_first_pass(path, mode, **kwargs)
 
     analyzer.first_pass = first_pass
     store = Store(tmp_path / "q.sqlite")

@@ -67,7 +67,7 @@ class FastStage:
         t0 = time.perf_counter()
         try:
             with local_copy(file) as path:
-                first = self.analyzer.first_pass(path, self.mode)
+                first = self.analyzer.first_pass(path, self.mode, sha256=sha256 or None)
         except Exception as exc:    # noqa: BLE001 - every failure becomes this file's error row
             return _failed(outcome, exc), None
         if is_uri(file):

@@ -5,26 +5,23 @@ database deleted under it is written back from the open connection."""
 
 from __future__ import annotations
 
-import fcntl
 import logging
-import math
 import os
 import signal
 import threading
 import time
-from pathlib import Path
 
 from ..analysis import Analyzer
 from ..config import Config, state_dir
 from ..config.paths import expand
-from ..engines.fusion import LIVE
-from ..errors import AimusicError, ModelError, QueueFullError, StoreError
-from ..hashing import sha256_file
+from ..errors import AimusicError, ModelError, StoreError
+from .intake import Intake
 from .jobs import JobEvent, JobRunner
-from .live import LiveMonitor
-from .osc import protocol as osc
+from .live_control import LiveController
+from .lock import hold_state_lock
 from .osc.handlers import Handlers
-from .osc.server import Address, OscServer
+from .osc.pushes import Pushes
+from .osc.server import OscServer
 from .store import Store
 from .watcher import FolderWatcher
 
@@ -40,48 +37,35 @@ class Daemon:
     def __init__(self, cfg: Config):
         self.cfg = cfg
         self.state_dir = state_dir(cfg)
-        self._lock_file = self._take_lock()
+        self._lock_file = hold_state_lock(self.state_dir)
         self.store = Store(self.state_dir / "aimusicd.sqlite")
         self.analyzer = Analyzer(cfg)
-        self.runner = JobRunner(cfg, self.store, self.analyzer, self._on_job_event)
-        self.osc = OscServer(cfg.osc) if cfg.osc.enabled else None
-        if self.osc:
-            Handlers(self.osc, self)
+        self.osc_server = OscServer(cfg.osc) if cfg.osc.enabled else None
+        pushes = Pushes(self.osc_server) if self.osc_server else None
+        self.runner = JobRunner(cfg, self.store, self.analyzer, pushes.job_event if pushes else _unheard)
+        capture_dir = expand(cfg.live.capture_dir) if cfg.live.capture_dir else self.state_dir / "captures"
+        self.live = LiveController(cfg.live, self.analyzer, capture_dir, self.runner)
         roots = cfg.osc.allowed_roots or [*cfg.watch.folders, "~"]
         self.allowed_roots = [expand(r).resolve() for r in roots]
-        self.watcher = (FolderWatcher(cfg.watch, self._on_file_ready, self.allowed_roots)
+        if pushes:
+            Handlers(pushes.server, self.runner, self.store, self.live, self.analyzer.loaded_models,
+                     self.allowed_roots, default_mode=cfg.engines.mode)
+            self.live.on_score.append(pushes.live_score)
+            self.live.on_alert.append(pushes.live_alert)
+        intake = Intake(self.store, self.runner, cfg.watch.mode, cfg.engines.max_file_mb)
+        self.watcher = (FolderWatcher(cfg.watch, intake.file_ready, self.allowed_roots)
                         if cfg.watch.enabled else None)
-        self.live: LiveMonitor | None = None
-        self._live_requesters: set[Address] = set()
         self._stop = threading.Event()
         self.web = None
         if cfg.web.enabled:
             from ..web.host import DashboardHost
             from ..web.server import WebServer   # here: the web stack loads only when it is wanted
 
-            self.web = WebServer(cfg.web, DashboardHost(self))
-
-    def _take_lock(self):
-        """Create the state folder and hold its lock; any failure is one line naming the folder."""
-        try:
-            self.state_dir.mkdir(parents=True, exist_ok=True)
-            fh = open(self.state_dir / "aimusicd.lock", "wb", buffering=0)   # close cannot re-fail
-        except OSError as exc:
-            raise AimusicError(f"state folder {self.state_dir}: cannot write there ({exc.strerror}); "
-                               "check [daemon] state_dir") from None
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            fh.close()
-            raise AimusicError(
-                f"another aimusicd is already running with state folder {self.state_dir}") from None
-        try:
-            fh.write(str(os.getpid()).encode())
-        except OSError as exc:
-            fh.close()
-            raise AimusicError(f"state folder {self.state_dir}: cannot write there ({exc.strerror}); "
-                               "check [daemon] state_dir") from None
-        return fh
+            host = DashboardHost(cfg, self.store.path, self.allowed_roots, self.runner, self.analyzer,
+                                 self.live)
+            self.web = WebServer(cfg.web, host)
+            feed = self.web.live
+            self.live.on_score.append(lambda score: feed.publish(score.p, score.smoothed, score.verdict))
 
     # -- life cycle ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -97,8 +81,8 @@ class Daemon:
         pruned = self.store.prune(self.cfg.jobs.keep_done_days)
         if pruned:
             log.info("history: removed %d entries older than %d days", pruned, self.cfg.jobs.keep_done_days)
-        if self.osc:
-            self.osc.start()
+        if self.osc_server:
+            self.osc_server.start()
         self.runner.start()
         if self.web:
             try:
@@ -110,7 +94,7 @@ class Daemon:
             self.watcher.start()
         if self.cfg.live.enabled:
             try:
-                self.start_live(None, requester=None)
+                self.live.start(None)
             except AimusicError as exc:
                 log.error("live input not started: %s", exc)
         log.info("aimusicd ready")
@@ -121,11 +105,11 @@ class Daemon:
         log.info("aimusicd stopping")
         if self.watcher:
             self.watcher.stop()
-        self.stop_live()
+        self.live.stop()
         if self.web:
             self.web.stop()
-        if self.osc:
-            self.osc.stop()
+        if self.osc_server:
+            self.osc_server.stop()
         finished = self.runner.stop(STOP_GRACE_S)
         if not finished:
             log.warning("a job was still running; it is re-queued at the next start")
@@ -159,7 +143,7 @@ class Daemon:
         """Restart dead job workers; the reason to exit if a service cannot be kept running."""
         if not self.runner.check_workers():
             return "a job worker keeps dying"
-        if self.osc and not self.osc.alive:
+        if self.osc_server and not self.osc_server.alive:
             return "the OSC server thread died"
         if self.watcher and not self.watcher.alive:
             return "the folder watcher thread died"
@@ -175,100 +159,6 @@ class Daemon:
             log.error("state database %s was deleted or replaced; wrote back its %d jobs from the "
                       "open connection", self.store.path, restored)
 
-    # -- folder watching -------------------------------------------------------------------------
-    def _on_file_ready(self, path: Path) -> None:
-        """`path`: resolved, a regular file inside the allowed roots (the watcher checked)."""
-        try:
-            st = path.stat()
-        except OSError:
-            return
-        key = str(path)
-        try:
-            if self.store.known(key, st.st_size, st.st_mtime, None):
-                return
-            # Too large: not worth hashing (seconds per GB); the job fails at once with the reason.
-            digest = None
-            if st.st_size <= self.cfg.engines.max_file_mb * 1024 * 1024:
-                try:
-                    digest = sha256_file(path)
-                except OSError as exc:
-                    log.warning("cannot read %s: %s", path, exc)
-                    return
-                twin = self.store.known(key, st.st_size, st.st_mtime, digest)
-                if twin is not None:
-                    if twin.state == "failed":
-                        log.info("skipped %s: the same content failed before (job #%d: %s)", path,
-                                 twin.id, twin.error)
-                    else:
-                        log.info("skipped %s: same content as job #%d (%s)", path, twin.id, twin.path)
-                    return
-            self.runner.submit(key, self.cfg.watch.mode, "watch", size=st.st_size, mtime=st.st_mtime,
-                               sha256=digest)
-        except (QueueFullError, StoreError) as exc:
-            log.error("%s; it will be picked up by the next scan", exc)
 
-    # -- job events -> OSC -----------------------------------------------------------------------
-    def _on_job_event(self, event: JobEvent) -> None:
-        if self.osc is None or event.kind == "queued":
-            return
-        job = event.job
-        requester = (job.sender,) if job.sender else ()
-        if event.kind == "preliminary":
-            r = event.report
-            self.osc.push(osc.PRELIMINARY, job.request_id, job.reply_path, r.verdict,
-                          _osc_float(r.probability_ai), _osc_float(r.cnn.probability_ai if r.cnn else None),
-                          senders=requester)
-        elif event.kind == "result":
-            self.osc.push(osc.RESULT, job.request_id, job.reply_path, job.verdict,
-                          _osc_float(job.probability_ai), _osc_float(job.cnn_prob),
-                          _osc_float(job.demucs_prob), job.report_path or "", senders=requester)
-        elif event.kind == "failed":
-            self.osc.push(osc.ERROR, job.request_id, osc.ANALYZE, event.message, senders=requester)
-
-    # -- live input ------------------------------------------------------------------------------
-    def start_live(self, device: str | None, requester: Address | None) -> None:
-        if requester:
-            self._live_requesters.add(requester)
-        if self.live and self.live.active:
-            return
-        cnn, fusion = self.analyzer.cnn, self.analyzer.fusion
-        capture_dir = expand(self.cfg.live.capture_dir) if self.cfg.live.capture_dir else (
-            self.state_dir / "captures")
-        self.live = LiveMonitor(
-            self.cfg.live, cnn.meta.window_s,
-            score=lambda mono: fusion.cnn_probability(cnn.window_logit(mono), LIVE),
-            label=fusion.label, on_score=self._on_live_score, on_alert=self._on_live_alert,
-            on_capture=self._on_live_capture, capture_dir=capture_dir,
-        )
-        self.live.start(device)
-
-    def stop_live(self) -> None:
-        if self.live:
-            self.live.stop()
-            stats = self.live.stats()
-            log.info("live input stopped: %d scores, %d overflows, latency p50 %.0f ms p99 %.0f ms",
-                     stats.scores, stats.overflows, stats.latency_p50_ms, stats.latency_p99_ms)
-        self._live_requesters.clear()
-
-    def _on_live_score(self, p: float, smoothed: float, verdict: str) -> None:
-        if self.web:
-            self.web.live.publish(p, smoothed, verdict)
-        if self.osc:
-            self.osc.push(osc.LIVE_SCORE, p, smoothed, verdict, senders=tuple(self._live_requesters))
-
-    def _on_live_alert(self, p: float, since_s: float) -> None:
-        log.warning("live input sounds AI-generated: p=%.2f for %.0f s", p, since_s)
-        if self.osc:
-            self.osc.push(osc.LIVE_ALERT, p, since_s, senders=tuple(self._live_requesters))
-
-    def _on_live_capture(self, path: Path) -> None:
-        if self.cfg.live.demucs_check:
-            try:
-                self.runner.submit(str(path), "full", "live")
-            except QueueFullError as exc:
-                log.error("%s", exc)
-
-
-def _osc_float(value: float | None) -> float:
-    """What OSC promises as a float stays one: -1 where there is no finite number."""
-    return float(value) if value is not None and math.isfinite(value) else -1.0
+def _unheard(event: JobEvent) -> None:
+    """Job events where no OSC server is there to push them."""

@@ -5,6 +5,11 @@ image score) and gives a preliminary verdict within a second or two, then hands 
 Demucs worker if its mode (or the fast pass's doubt) asks for the slow engine. One Demucs worker,
 since HTDemucs already uses every core.
 
+The hand-over goes through the store: the fast pass's report is saved with the job, so that it is
+computed once per job, survives a restart, and the Demucs worker completes that same report. The
+Demucs worker decodes the file itself (its one decode) rather than receiving the decoded audio:
+a queue of jobs waiting for Demucs would otherwise hold hundreds of MB of audio each.
+
 Supervision: a worker never dies of a job. Any exception fails that job with its reason and the
 worker goes on; a state database that cannot be written (full disk) holds the worker on that job,
 retrying with back-off, until it can be written again; an event that cannot be delivered is logged.
@@ -24,10 +29,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, TypeVar
 
-from ..analysis import Analyzer
+from ..analysis import Analyzer, Pass
 from ..config import Config, reports_path_for
 from ..errors import AimusicError, AudioError, ModelError, QueueFullError, StoreError
-from ..report import Report, write_report
+from ..report import Report, dumps_state, loads_state, write_report
 from .store import Job, Store
 
 log = logging.getLogger("aimusicd.jobs")
@@ -64,7 +69,7 @@ class WorkerHealth:
 class JobEvent:
     kind: str                  # queued | preliminary | result | failed
     job: Job
-    report: Report | None = None
+    report: Report | None = None   # preliminary: the fast pass's; result: the same one, completed
     message: str = ""
 
 
@@ -230,13 +235,16 @@ class JobRunner:
 
     # -- the two stages --------------------------------------------------------------------------
     def _cnn_step(self, job: Job) -> None:
-        first = self.analyzer.first_pass(job.path, job.mode)
+        digest = job.sha256 if _unchanged(job) else None
+        first = self.analyzer.first_pass(job.path, job.mode, sha256=digest)
         report = first.report
         _require_finite(job, report)
         if first.demucs_reason:
+            state = dumps_state(report)
             self._persist("cnn", lambda: self.store.to_stage(
                 job.id, "demucs", report.verdict,
-                report.cnn.probability_ai if report.cnn else None, report.sha256))
+                report.cnn.probability_ai if report.cnn else None, report.sha256,
+                fast_pass=state, demucs_reason=first.demucs_reason))
             log.info("#%d preliminary %s p=%.3f (by %s, %.2f s); demucs next: %s", job.id,
                      report.verdict, report.probability_ai, report.decided_by,
                      sum(report.timings.get(k, 0) for k in _FAST_PASS), first.demucs_reason)
@@ -246,9 +254,20 @@ class JobRunner:
             self._complete("cnn", job, report)
 
     def _demucs_step(self, job: Job) -> None:
-        report = self.analyzer.analyze(job.path, job.mode)
+        first = self._handed_over(job)
+        report = self.analyzer.second_pass(first) if first.demucs_reason else first.report
         _require_finite(job, report)
         self._complete("demucs", job, report)
+
+    def _handed_over(self, job: Job) -> Pass:
+        """The CNN stage's pass, with the file decoded again. Computed here instead where there is
+        none (a job of mode demucs starts at this stage; a database of an earlier version) or the
+        file changed since it was queued (that pass would describe other audio)."""
+        unchanged = _unchanged(job)
+        saved = _saved_report(job) if unchanged else None
+        if saved is None:
+            return self.analyzer.first_pass(job.path, job.mode, sha256=job.sha256 if unchanged else None)
+        return Pass(saved, job.demucs_reason, self.analyzer.read(Path(job.path)))
 
     def _complete(self, stage: str, job: Job, report: Report) -> None:
         report_path = None
@@ -274,6 +293,28 @@ class JobRunner:
         log.error("#%d failed: %s", job.id, message)
         self._emit(JobEvent("failed", self._persist(stage, lambda: self.store.get(job.id)) or job,
                             message=message))
+
+
+def _unchanged(job: Job) -> bool:
+    """The file still has the size and mtime it had when the job was queued (True where none were
+    recorded: live captures)."""
+    if job.size is None or job.mtime is None:
+        return True
+    try:
+        st = os.stat(job.path)
+    except OSError:
+        return False
+    return (st.st_size, st.st_mtime) == (job.size, job.mtime)
+
+
+def _saved_report(job: Job) -> Report | None:
+    if job.fast_pass is None:
+        return None
+    try:
+        return loads_state(job.fast_pass)
+    except (ValueError, KeyError, TypeError) as exc:   # saved by a version with other evidence
+        log.warning("#%d: the saved fast pass cannot be read (%s); running it again", job.id, exc)
+        return None
 
 
 def _require_finite(job: Job, report: Report) -> None:

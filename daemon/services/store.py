@@ -52,13 +52,19 @@ CREATE TABLE IF NOT EXISTS jobs (
     preliminary   TEXT,                        -- verdict of the CNN pass while Demucs is pending
     report_path   TEXT,
     error         TEXT,
-    content_failed INTEGER NOT NULL DEFAULT 0   -- failed because of the file itself: not retried
+    content_failed INTEGER NOT NULL DEFAULT 0,  -- failed because of the file itself: not retried
+    fast_pass     TEXT,                        -- the CNN stage's report for the Demucs stage
+                                               -- (report.dumps_state); cleared once the job ends
+    demucs_reason TEXT                         -- why the Demucs stage runs
 );
 CREATE INDEX IF NOT EXISTS jobs_pending ON jobs(state, stage, id);
 CREATE INDEX IF NOT EXISTS jobs_identity ON jobs(path, size, mtime);
 CREATE INDEX IF NOT EXISTS jobs_sha ON jobs(sha256);
 CREATE INDEX IF NOT EXISTS jobs_finished ON jobs(finished);
 """
+# Columns that a history written by an earlier version lacks, added when it is opened.
+ADDED_COLUMNS = {"content_failed": "INTEGER NOT NULL DEFAULT 0", "fast_pass": "TEXT",
+                 "demucs_reason": "TEXT"}
 
 
 @dataclass
@@ -88,6 +94,8 @@ class Job:
     report_path: str | None
     error: str | None
     content_failed: int = 0
+    fast_pass: str | None = None
+    demucs_reason: str | None = None
 
     @property
     def request_id(self) -> int:
@@ -128,8 +136,9 @@ class Store:
         db.execute("PRAGMA synchronous=FULL")   # an acknowledged job survives power loss too
         db.executescript(SCHEMA)
         columns = {row["name"] for row in db.execute("PRAGMA table_info(jobs)")}
-        if "content_failed" not in columns:     # a history written by an earlier version
-            db.execute("ALTER TABLE jobs ADD COLUMN content_failed INTEGER NOT NULL DEFAULT 0")
+        for name, declaration in ADDED_COLUMNS.items():
+            if name not in columns:
+                db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {declaration}")
         return db
 
     def _file_identity(self) -> tuple[int, int] | None:
@@ -243,25 +252,29 @@ class Store:
             return self._one("SELECT * FROM jobs WHERE id=?", (row["id"],))
 
     def to_stage(self, job_id: int, stage: str, preliminary: str, cnn_prob: float | None,
-                 sha256: str) -> None:
+                 sha256: str, *, fast_pass: str | None = None, demucs_reason: str | None = None) -> None:
+        """Queue a job for the next stage with what this one found (`fast_pass`: None, the next
+        stage computes it itself)."""
         with self._guard("record a preliminary verdict"):
             self._db.execute(
-                "UPDATE jobs SET state='queued', stage=?, preliminary=?, cnn_prob=?, sha256=? "
-                "WHERE id=? AND state='running'", (stage, preliminary, cnn_prob, sha256, job_id))
+                "UPDATE jobs SET state='queued', stage=?, preliminary=?, cnn_prob=?, sha256=?, "
+                "fast_pass=?, demucs_reason=? WHERE id=? AND state='running'",
+                (stage, preliminary, cnn_prob, sha256, fast_pass, demucs_reason, job_id))
 
     def finish(self, job_id: int, *, verdict: str, probability_ai: float, cnn_prob: float | None,
                demucs_prob: float | None, sha256: str, report_path: str | None) -> None:
         with self._guard("record a result"):
             self._db.execute(
                 "UPDATE jobs SET state='done', finished=?, verdict=?, probability_ai=?, cnn_prob=?,"
-                " demucs_prob=?, sha256=?, report_path=?, error=NULL WHERE id=? AND state='running'",
+                " demucs_prob=?, sha256=?, report_path=?, error=NULL, fast_pass=NULL"
+                " WHERE id=? AND state='running'",
                 (time.time(), verdict, probability_ai, cnn_prob, demucs_prob, sha256, report_path, job_id))
 
     def fail(self, job_id: int, error: str, content: bool = True) -> None:
         """`content`: the file itself is at fault (not the daemon's set-up): do not retry it."""
         with self._guard("record a failure"):
             self._db.execute(
-                "UPDATE jobs SET state='failed', finished=?, error=?, content_failed=? "
+                "UPDATE jobs SET state='failed', finished=?, error=?, content_failed=?, fast_pass=NULL "
                 "WHERE id=? AND state IN ('queued','running')",
                 (time.time(), error, int(content), job_id))
 
@@ -276,7 +289,7 @@ class Store:
                 if job.interruptions >= MAX_INTERRUPTIONS:
                     self._db.execute(
                         "UPDATE jobs SET state='failed', interruptions=?, finished=?, error=?,"
-                        " content_failed=1 WHERE id=?",
+                        " content_failed=1, fast_pass=NULL WHERE id=?",
                         (job.interruptions, time.time(), f"{job.path}: analysis was interrupted "
                          f"{job.interruptions} times (the daemon stopped or crashed during it); giving up",
                          job.id))

@@ -1,17 +1,16 @@
-"""What the dashboard asks of the running daemon: its state, models and live input. A thin view,
-so the web code depends on these few calls and not on the daemon's insides."""
+"""What the dashboard asks of the running daemon: its state, models and live input. A thin view
+over the services it is given, so the web code depends on these few calls and not on the daemon."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from ..analysis import Analyzer
 from ..config import Config
 from ..config.paths import expand
-
-if TYPE_CHECKING:
-    from ..services.daemon import Daemon
+from ..services.jobs import JobRunner
+from ..services.live_control import LiveController
 
 
 @dataclass(frozen=True)
@@ -32,29 +31,27 @@ class LiveState:
 
 
 class DashboardHost:
-    def __init__(self, daemon: "Daemon"):
-        self._daemon = daemon
-
-    @property
-    def cfg(self) -> Config:
-        return self._daemon.cfg
-
-    @property
-    def db_path(self) -> Path:
-        return self._daemon.state_dir / "aimusicd.sqlite"
+    def __init__(self, cfg: Config, db_path: Path, allowed_roots: list[Path], runner: JobRunner,
+                 analyzer: Analyzer, live: LiveController):
+        self.cfg = cfg
+        self.db_path = db_path
+        self._allowed_roots = allowed_roots
+        self._runner = runner
+        self._analyzer = analyzer
+        self._live = live
 
     def readable_roots(self) -> list[Path]:
         """The allowed roots (as for OSC requests), the report store and the state folder."""
-        roots = list(self._daemon.allowed_roots) + [self._daemon.state_dir]
+        roots = list(self._allowed_roots) + [self.db_path.parent]
         if self.cfg.reports.dir:
             roots.append(expand(self.cfg.reports.dir))
         return roots
 
     def running(self) -> dict[str, int | None]:
-        return {stage: (job.id if job else None) for stage, job in self._daemon.runner.running.items()}
+        return {stage: (job.id if job else None) for stage, job in self._runner.running.items()}
 
     def models(self) -> list[ModelRow]:
-        analyzer = self._daemon.analyzer
+        analyzer = self._analyzer
         loaded = set(analyzer.loaded_models())
         rows = []
         cnn = analyzer.cnn if "cnn" in loaded else None
@@ -71,18 +68,16 @@ class DashboardHost:
         return rows
 
     def live(self) -> LiveState:
-        live = self._daemon.live
-        if live is None or not live.active:
+        s = self._live.stats() if self._live.active else None
+        if s is None:
             return LiveState(False, "", 0, 0, -1.0, -1.0)
-        s = live.stats()
         return LiveState(True, s.device, s.scores, s.overflows, s.latency_p50_ms, s.latency_p99_ms)
 
     def live_active(self) -> bool:
-        live = self._daemon.live
-        return live is not None and live.active
+        return self._live.active
 
     def start_live(self, device: str | None) -> None:
-        self._daemon.start_live(device, requester=None)
+        self._live.start(device)
 
     def stop_live(self) -> None:
-        self._daemon.stop_live()
+        self._live.stop()

@@ -1,24 +1,26 @@
-"""Handlers for each /aimusic address (one method each), bound to the running daemon."""
+"""Handlers for each /aimusic address (one method each), each served by the few services it needs:
+the job runner, the store, live input and the models' state."""
 
 from __future__ import annotations
 
 import ipaddress
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any, Callable
 
 from ... import __version__
 from ...config import MODES
 from ...errors import AimusicError
+from ..jobs import JobRunner
+from ..live_control import LiveController
 from ..paths import allowed_file
+from ..store import Store
 from .protocol import (
     ANALYZE, INT32, LIVE_START, LIVE_STATE, LIVE_STATS, LIVE_STATS_REPLY, LIVE_STOP, NO_REQUEST, PING,
     PONG, QUEUED, STATUS, STATUS_REPLY, SUBSCRIBE, SUBSCRIBED, UNSUBSCRIBE, UNSUBSCRIBED, Message,
 )
 from .server import Address, OscServer, RequestError
-
-if TYPE_CHECKING:
-    from ..daemon import Daemon
 
 log = logging.getLogger("aimusicd.osc")
 
@@ -35,14 +37,24 @@ def _int(value: Any) -> int | None:
 
 
 class Handlers:
-    def __init__(self, server: OscServer, daemon: "Daemon"):
+    """`loaded_models`: the names of the models in memory; `allowed_roots`: where requested files
+    may lie; `default_mode`: for an analyze request that names none."""
+
+    def __init__(self, server: OscServer, runner: JobRunner, store: Store, live: LiveController,
+                 loaded_models: Callable[[], list[str]], allowed_roots: list[Path], default_mode: str):
         self.server = server
-        self.daemon = daemon
-        server.handlers.update({
+        self.runner = runner
+        self.store = store
+        self.live = live
+        self.loaded_models = loaded_models
+        self.allowed_roots = allowed_roots
+        self.default_mode = default_mode
+        for address, handler in {
             PING: self.ping, ANALYZE: self.analyze, STATUS: self.status,
             LIVE_START: self.live_start, LIVE_STOP: self.live_stop, LIVE_STATS: self.live_stats,
             SUBSCRIBE: self.subscribe, UNSUBSCRIBE: self.unsubscribe,
-        })
+        }.items():
+            server.route(address, handler)
 
     def ping(self, msg: Message, sender: Address) -> None:
         self.server.reply(sender, PONG, "ok", __version__)
@@ -59,13 +71,13 @@ class Handlers:
                                                f"({INT32[0]} to {INT32[1]})")
         if not args or not isinstance(args[0], str) or not args[0]:
             raise RequestError(req, "usage: /aimusic/analyze s:path [i:request_id] [s:mode]")
-        mode = args[2] if len(args) >= 3 else self.daemon.cfg.engines.mode
+        mode = args[2] if len(args) >= 3 else self.default_mode
         if mode not in MODES:
             raise RequestError(req, f"unknown mode {mode!r}; one of {', '.join(MODES)}")
         path = self._allowed_path(args[0], req)
         try:
             st = path.stat()
-            job = self.daemon.runner.submit(
+            job = self.runner.submit(
                 str(path), mode, "osc", req_id=None if req == NO_REQUEST else req,
                 request_path=args[0], sender=sender, size=st.st_size, mtime=st.st_mtime,
             )
@@ -73,19 +85,18 @@ class Handlers:
             raise RequestError(req, str(exc)) from None
         self.server.reply(sender, QUEUED, job.request_id, job.reply_path)
 
-    def _allowed_path(self, raw: str, req: int):
+    def _allowed_path(self, raw: str, req: int) -> Path:
         try:
-            return allowed_file(raw, self.daemon.allowed_roots)
+            return allowed_file(raw, self.allowed_roots)
         except AimusicError as exc:
             raise RequestError(req, str(exc)) from None
 
     def status(self, msg: Message, sender: Address) -> None:
         try:
-            counts = self.daemon.store.counts()
+            counts = self.store.counts()
         except AimusicError as exc:
             raise RequestError(NO_REQUEST, str(exc)) from None
-        live = self.daemon.live
-        workers = self.daemon.runner.health()
+        workers = self.runner.health()
         per_worker = []
         for stage in ("cnn", "demucs"):
             h = workers[stage]
@@ -93,8 +104,7 @@ class Handlers:
             per_worker += [h.state, last]
         self.server.reply(
             sender, STATUS_REPLY, counts["queued"], counts["running"], counts["done"],
-            int(bool(live and live.active)), counts["failed"],
-            ",".join(self.daemon.analyzer.loaded_models()) or "none",
+            int(self.live.active), counts["failed"], ",".join(self.loaded_models()) or "none",
             *per_worker, self.server.packets, -1 if self.server.drops is None else self.server.drops,
         )
 
@@ -103,22 +113,21 @@ class Handlers:
         # must not silently pick device number 1.
         device = msg.args[0] if msg.args and isinstance(msg.args[0], str) else ""
         try:
-            self.daemon.start_live(device or None, requester=sender)
+            self.live.start(device or None, requester=sender)
         except AimusicError as exc:
             raise RequestError(NO_REQUEST, str(exc)) from None
         self.server.reply(sender, LIVE_STATE, 1)
 
     def live_stop(self, msg: Message, sender: Address) -> None:
-        self.daemon.stop_live()
+        self.live.stop()
         self.server.reply(sender, LIVE_STATE, 0)
 
     def live_stats(self, msg: Message, sender: Address) -> None:
-        live = self.daemon.live
-        if live is None:
+        s = self.live.stats()
+        if s is None:
             self.server.reply(sender, LIVE_STATS_REPLY, 0, 0, -1.0, -1.0, 0)
             return
-        s = live.stats()
-        self.server.reply(sender, LIVE_STATS_REPLY, int(live.active), s.scores, s.latency_p50_ms,
+        self.server.reply(sender, LIVE_STATS_REPLY, int(self.live.active), s.scores, s.latency_p50_ms,
                           s.latency_p99_ms, s.overflows)
 
     def _subscriber(self, msg: Message, sender: Address) -> Address:

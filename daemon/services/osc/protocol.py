@@ -8,6 +8,8 @@ from typing import Any
 from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_packet import OscPacket
 
+from ...errors import AimusicError
+
 NAMESPACE = "/aimusic"
 PING, PONG = "/aimusic/ping", "/aimusic/pong"
 ANALYZE, QUEUED, PRELIMINARY, RESULT = (
@@ -25,8 +27,8 @@ INT32 = (-2**31, 2**31 - 1)   # an OSC int ("i") is 32 bits
 NO_REQUEST = -1   # request id in errors that belong to no request (e.g. a malformed packet)
 
 
-class MalformedPacket(Exception):
-    pass
+class MalformedPacket(AimusicError):
+    """Bytes that are not an OSC packet; `str(err)` says what the parser found wrong."""
 
 
 @dataclass(frozen=True)

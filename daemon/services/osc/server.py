@@ -30,6 +30,7 @@ from .protocol import (
 log = logging.getLogger("aimusicd.osc")
 
 Address = tuple[str, int]
+Handler = Callable[[Message, Address], None]
 
 RECEIVE_BUFFER_BYTES = 4 << 20
 _LINUX = sys.platform.startswith("linux")
@@ -55,7 +56,7 @@ def is_local_ip(host: str) -> bool:
     return True
 
 
-class RequestError(Exception):
+class RequestError(AimusicError):
     """A request that cannot be served: answered with /aimusic/error i:req s:address s:message."""
 
     def __init__(self, req: int, message: str):
@@ -67,7 +68,7 @@ class RequestError(Exception):
 class OscServer:
     def __init__(self, cfg: OscConfig):
         self.cfg = cfg
-        self.handlers: dict[str, Callable[[Message, Address], None]] = {}
+        self._routes: dict[str, Handler] = {}
         self._allowed = [ipaddress.ip_network(s, strict=False) for s in cfg.allowed_senders]
         self._subscribers: set[Address] = set()
         self._sub_lock = threading.Lock()
@@ -77,6 +78,11 @@ class OscServer:
         self.port = cfg.port
         self.packets = 0        # packets received
         self.drops: int | None = None   # packets the kernel dropped (None: not measurable here)
+
+    def route(self, address: str, handler: Handler) -> None:
+        """Serve requests to `address` with `handler`; a RequestError it raises is answered with
+        /aimusic/error."""
+        self._routes[address] = handler
 
     # -- life cycle ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -242,7 +248,7 @@ class OscServer:
             self._dispatch(message, sender)
 
     def _dispatch(self, message: Message, sender: Address) -> None:
-        handler = self.handlers.get(message.address)
+        handler = self._routes.get(message.address)
         if handler is None and message.address in REPLIES:
             # Someone's reply or push (another daemon's?): answering it could start a loop.
             log.debug("OSC from %s:%d: ignored %s (a reply, not a request)", *sender, message.address)
