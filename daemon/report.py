@@ -11,12 +11,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from . import __version__
 from .audio.codec import CodecHistory
 from .engines.cnn import CnnEvidence, WindowScore
 from .engines.demucs.engine import DemucsEvidence, Excerpt
 from .engines.fingerprint import FingerprintEvidence, Match
 from .engines.images import ImageEvidence
+from .engines.packs import PackInputs
 
 SCHEMA = "aimusicd.report/1"
 
@@ -124,13 +127,23 @@ def loads_state(text: str) -> Report:
     d.update(
         codec=CodecHistory(**d["codec"]),
         cnn=None if cnn is None else CnnEvidence(
-            **{**cnn, "windows": [WindowScore(**w) for w in cnn["windows"]]}),
+            **{**cnn, "windows": [WindowScore(**w) for w in cnn["windows"]], "embedding": _array(cnn["embedding"])}),
         images=None if images is None else ImageEvidence(**images),
         fingerprint=None if fingerprint is None else FingerprintEvidence(
-            **{**fingerprint, "matches": [Match(**m) for m in fingerprint["matches"]]}),
+            **{**fingerprint, "matches": [Match(**m) for m in fingerprint["matches"]],
+               "pack_inputs": _pack_inputs(fingerprint["pack_inputs"])}),
         demucs=DemucsEvidence(**{**demucs, "excerpts": [Excerpt(**e) for e in demucs["excerpts"]]}),
     )
     return Report(**d)
+
+
+def _array(values: list[float] | None) -> np.ndarray | None:
+    return None if values is None else np.asarray(values, np.float32)   # the engines' dtype: exact
+
+
+def _pack_inputs(d: dict | None) -> PackInputs | None:
+    return None if d is None else PackInputs(**{**d, "spectrum": _array(d["spectrum"]),
+                                                "embedding": _array(d["embedding"])})
 
 
 def _plain(value: Any) -> Any:

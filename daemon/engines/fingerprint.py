@@ -139,7 +139,7 @@ class FingerprintEvidence:
     residual_db: list[float]        # the pooled peak spectrum, for the report's picture
     hz_step: float
     seconds: float = 0.0
-    pack_inputs: PackInputs | None = field(default=None, repr=False)   # what packs read (not reported)
+    pack_inputs: PackInputs | None = field(default=None, repr=False, compare=False)   # what packs read (not reported)
 
     @property
     def matched(self) -> Match | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -68,7 +68,7 @@ class CnnEvidence:
     seconds: float
     # The track's embedding: the net's penultimate layer (its head's hidden units) averaged over
     # every frame, from the same forward pass as the logit (model packs read it; not reported).
-    embedding: np.ndarray | None = None
+    embedding: np.ndarray | None = field(default=None, repr=False, compare=False)   # (arrays have no ==)
 
 
 def save_cnn(path: Path, net: CnnNet, meta: CnnModelMeta) -> None:
