@@ -23,7 +23,8 @@ import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -218,30 +219,35 @@ def measure(sources: list[Source], conditions: list[str], cache: Path, cnn_weigh
         f"measuring {len(todo)} under {len(conditions)} conditions")
     failed: list[tuple[Path, str]] = []
     if todo:
-        from tqdm import tqdm
-
         workers = workers or min(len(todo), os.cpu_count() or 1)
         weights = str(cnn_weights) if cnn_weights else None
         # A fresh interpreter per worker where torch runs: its thread pools do not survive fork.
-        context = multiprocessing.get_context("spawn" if weights else "fork")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool, \
-                tqdm(total=len(todo), unit="file", file=sys.stderr, leave=False, disable=None) as bar:
-            futures = {pool.submit(_measure_file, sources[i].path, conditions, weights): i for i in todo}
-            for future in as_completed(futures):
-                i = futures[future]
-                bar.update()
-                per_condition = future.result()
-                if isinstance(per_condition, str):
-                    failed.append((sources[i].path, per_condition))
-                    continue
-                for c, arrays in per_condition.items():
-                    m = Measured(i, c, arrays["spectrum"].astype(np.float32), arrays["bandwidth_hz"],
-                                 arrays["lossy"], arrays["seconds"], arrays.get("cnn_logit"),
-                                 arrays.get("images_score"), arrays.get("embedding"))
-                    _write_cache(_cache_file(cache, sources[i].sha256, c, kind), m)
-                    done.append(m)
+        for i, per_condition in _in_workers(_measure_file, [(sources[i].path, conditions, weights) for i in todo],
+                                            todo, "spawn" if weights else "fork", workers):
+            if isinstance(per_condition, str):
+                failed.append((sources[i].path, per_condition))
+                continue
+            for c, arrays in per_condition.items():
+                m = Measured(i, c, arrays["spectrum"].astype(np.float32), arrays["bandwidth_hz"],
+                             arrays["lossy"], arrays["seconds"], arrays.get("cnn_logit"),
+                             arrays.get("images_score"), arrays.get("embedding"))
+                _write_cache(_cache_file(cache, sources[i].sha256, c, kind), m)
+                done.append(m)
     done.sort(key=lambda m: (m.source, conditions.index(m.condition)))
     return done, failed
+
+
+def _in_workers(fn: Callable, jobs: list[tuple], keys: list[int], start: str, workers: int) -> Iterator[tuple[int, Any]]:
+    """(key, fn(*job)) for each job, as worker processes (started by `start`) finish them, under
+    a progress bar."""
+    from tqdm import tqdm
+
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(start)) as pool, \
+            tqdm(total=len(jobs), unit="file", file=sys.stderr, leave=False, disable=None) as bar:
+        futures = {pool.submit(fn, *job): key for key, job in zip(keys, jobs)}
+        for future in as_completed(futures):
+            bar.update()
+            yield futures[future], future.result()
 
 
 _separator = None   # one HTDemucs per worker process
@@ -263,8 +269,8 @@ def _measure_demucs_file(path: Path, conditions: list[str], weights: str, excerp
 
         _separator = Separator(load_htdemucs(Path(weights)), device)
     rate = audio.sample_rate
-    samples = normalise_level(audio.samples)
-    spans = choose_excerpts(samples, _separator.segment_samples, excerpts)
+    samples = normalise_level(audio.samples)      # in place: the codecs below see the normalised track
+    spans = choose_excerpts(samples.mean(axis=0), _separator.segment_samples, excerpts)
     out = {}
     for name in conditions:
         spec = CONDITIONS[name]
@@ -304,27 +310,18 @@ def measure_demucs(sources: list[Source], measured: list[Measured], conditions: 
         f"excerpts of {len(todo)} files under {len(conditions)} conditions (slow on a CPU)")
     failed: list[tuple[Path, str]] = []
     if todo:
-        from tqdm import tqdm
-
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=context) as pool, \
-                tqdm(total=len(todo), unit="file", file=sys.stderr, leave=False, disable=None) as bar:
-            futures = {pool.submit(_measure_demucs_file, sources[i].path, conditions, str(weights), excerpts,
-                                   device): i for i in todo}
-            for future in as_completed(futures):
-                i = futures[future]
-                bar.update()
-                result = future.result()
-                if isinstance(result, str):
-                    failed.append((sources[i].path, result))
-                    continue
-                for c, v in result.items():
-                    target = _cache_file(cache, sources[i].sha256, c, kind)
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    tmp = target.with_suffix(f".{os.getpid()}.tmp.npz")
-                    np.savez(tmp, demucs=v)
-                    tmp.replace(target)
-                    found[(i, c)] = v
+        jobs = [(sources[i].path, conditions, str(weights), excerpts, device) for i in todo]
+        for i, result in _in_workers(_measure_demucs_file, jobs, todo, "spawn", max(1, workers)):
+            if isinstance(result, str):
+                failed.append((sources[i].path, result))
+                continue
+            for c, v in result.items():
+                target = _cache_file(cache, sources[i].sha256, c, kind)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                tmp = target.with_suffix(f".{os.getpid()}.tmp.npz")
+                np.savez(tmp, demucs=v)
+                tmp.replace(target)
+                found[(i, c)] = v
     for m in measured:
         v = found.get((m.source, m.condition))
         m.demucs = None if v is None else np.repeat(v[None], len(m.seconds), axis=0)
