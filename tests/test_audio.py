@@ -166,3 +166,18 @@ def test_the_fast_pass_imports_no_scipy():
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'scipy'))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def _resample_in_child(x: np.ndarray) -> tuple[int, ...]:
+    return resample(x, 48000, ENGINE_RATE).shape
+
+
+def test_a_forked_worker_resamples_after_the_parent_did():
+    """The pieces run on a thread pool; a forked worker (learn's feature workers) gets its own."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    x = (np.random.default_rng(4).standard_normal(48000 * 30) * 0.1).astype(np.float32)
+    expected = resample(x, 48000, ENGINE_RATE).shape      # the parent's pool now has threads
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as pool:
+        assert pool.submit(_resample_in_child, x).result(timeout=60) == expected

@@ -9,6 +9,7 @@ parallel pieces (libsoxr releases the GIL), and Demucs reads its excerpts that w
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 from math import gcd
 
@@ -20,7 +21,15 @@ RESAMPLER = "soxr-hq"            # names the conversion where cached evidence de
 PARALLEL_ABOVE = 1 << 20         # samples: below this, threads cost more than they save
 OVERLAP_SAMPLES = 8192           # input samples each side of a cut: >> libsoxr HQ's filter
 
-_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="resample")
+
+
+def _new_pool() -> None:
+    global _pool
+    _pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="resample")
+
+
+_new_pool()
+os.register_at_fork(after_in_child=_new_pool)   # a forked worker has none of the parent's threads
 
 
 def _soxr(x: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:

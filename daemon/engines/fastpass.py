@@ -8,6 +8,7 @@ The fingerprints come last: the user's packs read the CNN's embedding and the im
 
 from __future__ import annotations
 
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -19,7 +20,15 @@ from .cnn.engine import CnnEvidence
 from .fingerprint import FingerprintEngine, FingerprintEvidence
 from .images import ImageEvidence, measure_images
 
-_helper = ThreadPoolExecutor(max_workers=2, thread_name_prefix="fast-pass")   # two callers may overlap
+
+
+def _new_helper() -> None:
+    global _helper
+    _helper = ThreadPoolExecutor(max_workers=2, thread_name_prefix="fast-pass")   # two callers may overlap
+
+
+_new_helper()
+os.register_at_fork(after_in_child=_new_helper)   # a forked worker has none of the parent's threads
 
 
 @dataclass
