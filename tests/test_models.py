@@ -4,6 +4,7 @@ clear message whenever it is missing or damaged; the real model really separates
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -31,7 +32,7 @@ def test_missing_weights_say_how_to_get_them(tmp_path):
         store.require()
     out = subprocess.run(MODELS + ["verify"], capture_output=True, text=True,
                          env=dict(os.environ, AIMUSICD_CACHE=str(tmp_path)))
-    assert out.returncode == 1 and "htdemucs     MISSING" in out.stdout
+    assert out.returncode == 1 and re.search(r"^htdemucs +MISSING ", out.stdout, re.M)
 
 
 def test_from_file_rejects_what_is_not_htdemucs(tmp_path):
@@ -62,7 +63,7 @@ def test_fetch_is_idempotent_and_verify_passes(real_weights):
     out = subprocess.run(MODELS + ["fetch"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and "already present and verified" in out.stderr
     verify = subprocess.run(MODELS + ["verify"], capture_output=True, text=True, timeout=120)
-    assert "htdemucs     ok" in verify.stdout
+    assert re.search(r"^htdemucs +ok ", verify.stdout, re.M)
 
 
 @pytest.mark.weights
