@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).parent))
 
 from support import audio, daemon_proc  # noqa: E402
+from support.jack import JackServer  # noqa: E402
 
 
 def require_tool(name: str, package: str) -> str:
@@ -80,6 +81,15 @@ def daemon(tmp_path, request):
     for proc in started:
         proc.stop()
         proc.client.close()
+
+
+@pytest.fixture
+def jack(tmp_path):
+    """A JACK server with the dummy backend, for the tests that feed it audio (marked `jack`)."""
+    server = JackServer(tmp_path)
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from support.audio import music
 from support.browser import WINDOW, assert_not_blank, chromium
-from support.jack import RATE, JackServer
+from support.jack import RATE
 from test_web import web_daemon
 
 pytestmark = pytest.mark.browser
@@ -32,14 +32,6 @@ def browser():
     driver = chromium()
     yield driver
     driver.quit()
-
-
-@pytest.fixture
-def jack(tmp_path):
-    server = JackServer(tmp_path)
-    server.start()
-    yield server
-    server.stop()
 
 
 def screenshot(browser, name: str, tmp_path: Path, for_readme: bool = True) -> None:

@@ -9,17 +9,9 @@ import soundfile as sf
 
 from support.audio import music
 from support.daemon_proc import wait_until
-from support.jack import RATE, JackServer
+from support.jack import RATE
 
 pytestmark = pytest.mark.jack
-
-
-@pytest.fixture
-def jack(tmp_path):
-    server = JackServer(tmp_path)
-    server.start()
-    yield server
-    server.stop()
 
 
 def _live_daemon(daemon, jack, monkeypatch, **live):
