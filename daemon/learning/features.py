@@ -161,15 +161,15 @@ def _measure_file(path: Path, conditions: list[str], cnn_weights: str | None) ->
 
 def _measure(path: Path, conditions: list[str], cnn_weights: str | None) -> dict[str, dict]:
     global _cnn
+    import torch
+
+    torch.set_num_threads(1)     # one process per core already
     audio = load_audio(path)
     rate = audio.sample_rate
     spans = excerpt_spans(audio.duration_s)
     if cnn_weights and _cnn is None:
-        import torch
-
         from ..engines.cnn import CnnEngine
 
-        torch.set_num_threads(1)     # one process per core already
         _cnn = CnnEngine(Path(cnn_weights))
     out: dict[str, dict] = {}
     for name in conditions:
@@ -221,9 +221,8 @@ def measure(sources: list[Source], conditions: list[str], cache: Path, cnn_weigh
     if todo:
         workers = workers or min(len(todo), os.cpu_count() or 1)
         weights = str(cnn_weights) if cnn_weights else None
-        # A fresh interpreter per worker where torch runs: its thread pools do not survive fork.
         for i, per_condition in _in_workers(_measure_file, [(sources[i].path, conditions, weights) for i in todo],
-                                            todo, "spawn" if weights else "fork", workers):
+                                            todo, workers):
             if isinstance(per_condition, str):
                 failed.append((sources[i].path, per_condition))
                 continue
@@ -237,17 +236,28 @@ def measure(sources: list[Source], conditions: list[str], cache: Path, cnn_weigh
     return done, failed
 
 
-def _in_workers(fn: Callable, jobs: list[tuple], keys: list[int], start: str, workers: int) -> Iterator[tuple[int, Any]]:
-    """(key, fn(*job)) for each job, as worker processes (started by `start`) finish them, under
-    a progress bar."""
+def _in_workers(fn: Callable, jobs: list[tuple], keys: list[int], workers: int) -> Iterator[tuple[int, Any]]:
+    """(key, fn(*job)) for each job, as worker processes finish them, under a progress bar.
+
+    Workers are fresh interpreters (spawn): decoding runs torch, whose OpenMP threads do not
+    survive a fork of a parent that has used them (the forked child waits on them forever). If the
+    caller stops early (an error, a timeout, Ctrl-C) the workers are killed, not waited for."""
     from tqdm import tqdm
 
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(start)) as pool, \
-            tqdm(total=len(jobs), unit="file", file=sys.stderr, leave=False, disable=None) as bar:
-        futures = {pool.submit(fn, *job): key for key, job in zip(keys, jobs)}
-        for future in as_completed(futures):
-            bar.update()
-            yield futures[future], future.result()
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    finished = False
+    try:
+        with tqdm(total=len(jobs), unit="file", file=sys.stderr, leave=False, disable=None) as bar:
+            futures = {pool.submit(fn, *job): key for key, job in zip(keys, jobs)}
+            for future in as_completed(futures):
+                bar.update()
+                yield futures[future], future.result()
+        finished = True
+    finally:
+        if not finished:
+            for process in list((pool._processes or {}).values()):   # no public call for this before 3.14
+                process.kill()
+        pool.shutdown(wait=finished, cancel_futures=True)
 
 
 _separator = None   # one HTDemucs per worker process
@@ -311,7 +321,7 @@ def measure_demucs(sources: list[Source], measured: list[Measured], conditions: 
     failed: list[tuple[Path, str]] = []
     if todo:
         jobs = [(sources[i].path, conditions, str(weights), excerpts, device) for i in todo]
-        for i, result in _in_workers(_measure_demucs_file, jobs, todo, "spawn", max(1, workers)):
+        for i, result in _in_workers(_measure_demucs_file, jobs, todo, max(1, workers)):
             if isinstance(result, str):
                 failed.append((sources[i].path, result))
                 continue
