@@ -22,6 +22,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from daemon.config import load_config
+from daemon.config.load import read_thresholds
+from daemon.learning.calibrate import Calibration, write_thresholds
 from support.corpora import ace_step, package
 
 
@@ -123,12 +126,22 @@ def test_learn_writes_a_verified_pack_that_list_verify_and_remove_handle(home, s
 
     again = learn(cli, home, small)
     assert again.returncode == 2 and "pack ace exists" in again.stderr and "--force" in again.stderr
+    # a threshold calibrated for a pack is dropped when the pack is replaced or removed: it was set
+    # for a model that is gone
+    thresholds = Path(home["XDG_CONFIG_HOME"]) / "aimusicd" / "thresholds.toml"
+    calibrated = Calibration(0.93, None, {"ace": 0.61, "ace-step": 0.97}, [], 320, 160.0)
+    write_thresholds(thresholds, calibrated, 0.01, [small["human"]], ["as-given"])
     forced = learn(cli, home, small, "--force")
     assert forced.returncode == 0 and "8 files, 8 already measured" in forced.stderr    # the feature cache
+    assert "calibrated threshold of the replaced pack ace was dropped" in forced.stderr
+    assert read_thresholds(thresholds)[1] == {"ace-step": 0.97}
     assert leftovers(home) == []
 
+    write_thresholds(thresholds, calibrated, 0.01, [small["human"]], ["as-given"])
     removed = cli(home, "models", "remove", "ace")
     assert removed.returncode == 0 and not folder.exists()
+    assert "its calibrated threshold was dropped" in removed.stdout
+    assert read_thresholds(thresholds)[1] == {"ace-step": 0.97} and load_config().engines.ai_threshold == 0.93
     missing = cli(home, "models", "remove", "ace")
     assert missing.returncode == 2 and "no pack named ace" in missing.stderr
 

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from ..config import cache_dir, load_config
+from ..config.load import thresholds_path
 from ..errors import UsageError
 from .common import add_preset_argument
 
@@ -44,6 +45,7 @@ def run(args) -> int:
     from ..engines.packs import check_name, packs_root, write_pack
     from ..hashing import sha256_file
     from ..learning import features, learn
+    from ..learning.calibrate import forget_threshold
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
@@ -88,6 +90,9 @@ def run(args) -> int:
                          "folders" if args.human else "reference")
     files = learn.pack_files(fit, sources, measured, args.fpr, failed)
     target = write_pack(packs_root(), args.name, files, args.force)
+    if forget_threshold(thresholds_path(), args.name):
+        log(f"the calibrated threshold of the replaced pack {args.name} was dropped from {thresholds_path()}: "
+            "rerun `aimusicd calibrate` to set the new one's")
     if args.json:
         print(files["pack.json"].decode(), end="")
     else:

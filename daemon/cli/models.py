@@ -7,6 +7,7 @@ import fnmatch
 from pathlib import Path
 
 from ..config import cache_dir, load_config
+from ..config.load import thresholds_path
 from ..errors import ModelError
 from ..hashing import sha256_file
 from .common import add_preset_argument
@@ -54,7 +55,11 @@ def run(args) -> int:
 
     cfg = load_config(args.preset)
     if args.models_command == "remove":
+        from ..learning.calibrate import forget_threshold
+
         print(f"removed pack {args.name} ({remove_pack(packs_root(), args.name)})")
+        if forget_threshold(thresholds_path(), args.name):
+            print(f"its calibrated threshold was dropped from {thresholds_path()}")
         return 0
     store = WeightStore(cache_dir(cfg))
     if args.models_command == "fetch":

@@ -177,6 +177,22 @@ def write_thresholds(path: Path, cal: Calibration, fpr: float, folders: list[Pat
     tmp.replace(path)
 
 
+def forget_threshold(path: Path, name: str) -> bool:
+    """Drop one pack's calibrated threshold (the pack was removed or relearned: the value was set
+    for a model that is gone). True if the file named it."""
+    if not path.is_file():
+        return False
+    lines = path.read_text().splitlines()
+    key = f"{_quote(name)} = "
+    kept = [line for line in lines if not line.startswith(key)]
+    if len(kept) == len(lines):
+        return False
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text("\n".join(kept) + "\n")
+    tmp.replace(path)
+    return True
+
+
 def _quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
