@@ -7,7 +7,7 @@ Measured in one run, each in a fresh process so that its peak RSS is its own:
   fast pass  Analyzer.analyze(mode="cnn") of one track (median of 5): decode, level, codec check,
              CNN, image score and fingerprints, at 44.1 kHz and at 48 kHz, with each stage's time
   scan       `aimusicd scan --mode cnn` over ten 4-minute 48 kHz files (40 minutes) as one whole
-             process, its start (torch import, model load) included
+             process, its start (torch import, model load) included (median of 3)
   auto, full Analyzer.analyze of the 48 kHz track (full: the CNN + Demucs on 3 excerpts of 7.8 s)
   daemon     peak RSS of a real `aimusicd run` with both models loaded that analysed the 48 kHz track
              dropped in its watch folder in `full` mode
@@ -98,15 +98,18 @@ def _level_seconds(analyzer, path: Path) -> float:
 STAGES = ("decode_s", "cnn_s", "images_s", "fingerprint_s")
 
 
-def scan_process(folder: Path) -> float:
-    """Wall seconds of one `aimusicd scan --mode cnn` process over `folder`."""
-    started = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "daemon", "scan", "--mode", "cnn", "--no-report", str(folder)],
-                          capture_output=True, text=True)
-    seconds = time.perf_counter() - started
-    if proc.returncode != 0:
-        raise RuntimeError(f"aimusicd scan failed:\n{proc.stderr[-3000:]}")
-    return seconds
+def scan_process(folder: Path, runs: int = 3) -> float:
+    """Median wall seconds of `aimusicd scan --mode cnn` processes over `folder` (one run alone
+    has been seen to take half as long again as the next)."""
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-m", "daemon", "scan", "--mode", "cnn", "--no-report", str(folder)],
+                              capture_output=True, text=True)
+        times.append(time.perf_counter() - started)
+        if proc.returncode != 0:
+            raise RuntimeError(f"aimusicd scan failed:\n{proc.stderr[-3000:]}")
+    return statistics.median(times)
 
 
 def daemon_rss(track: Path, root: Path) -> float:
