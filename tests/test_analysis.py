@@ -64,6 +64,8 @@ def test_report_follows_the_schema(analyzer, fixtures_dir, tmp_path):
     demucs = doc["engines"]["demucs"]
     assert demucs["ran"] and demucs["excerpts"][0]["end"] > demucs["excerpts"][0]["start"]
     assert "residual_db" in demucs["features"]
+    t = doc["timings"]   # the fast pass's wall time: decode, then the CNN, then the fingerprints (images beside the CNN)
+    assert t["decode_s"] + t["cnn_s"] + t["fingerprint_s"] - 0.002 <= t["fast_s"] <= t["total_s"], t
     assert not list(tmp_path.glob(".*tmp"))   # written atomically, no temp file left
 
 

@@ -42,7 +42,6 @@ MAX_RESTARTS = 5
 STORE_RETRY_S = (0.5, 10.0)   # back-off while the state database cannot be written: first, longest
 STAGES = ("cnn", "demucs")
 T = TypeVar("T")
-_FAST_PASS = ("decode_s", "cnn_s", "images_s")   # the timings of the CNN worker's step
 
 
 def _lower_this_threads_priority(step: int) -> None:
@@ -247,7 +246,7 @@ class JobRunner:
                 fast_pass=state, demucs_reason=first.demucs_reason))
             log.info("#%d preliminary %s p=%.3f (by %s, %.2f s); demucs next: %s", job.id,
                      report.verdict, report.probability_ai, report.decided_by,
-                     sum(report.timings.get(k, 0) for k in _FAST_PASS), first.demucs_reason)
+                     report.timings.get("fast_s", 0.0), first.demucs_reason)
             self._emit(JobEvent("preliminary", self._persist("cnn", lambda: self.store.get(job.id)), report))
             self._notify("demucs")
         else:
@@ -283,7 +282,7 @@ class JobRunner:
             sha256=report.sha256, report_path=report_path,
         ))
         log.info("#%d %s p=%.3f by %s in %.1f s: %s", job.id, report.verdict, report.probability_ai,
-                 report.decided_by, sum(report.timings.get(k, 0) for k in (*_FAST_PASS, "demucs_s")),
+                 report.decided_by, report.timings.get("fast_s", 0.0) + report.timings.get("demucs_s", 0.0),
                  job.path)
         self._emit(JobEvent("result", self._persist(stage, lambda: self.store.get(job.id)), report))
 
