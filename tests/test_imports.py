@@ -1,6 +1,6 @@
 """Run time stays apart from training: no module the daemon or a command other than `aimusicd train`
 uses imports daemon.training (its corpus fetching, fakes and fitting), at the top or inside a
-function."""
+function. And no two modules import each other at module level, directly or round a loop."""
 
 from __future__ import annotations
 
@@ -20,13 +20,17 @@ BUILD_TIME = ("daemon.training", "daemon.cli.train")
 OPTIONAL = ("daemon.batch.on_ray",)
 
 
-def runtime_modules() -> list[str]:
+def all_modules() -> list[str]:
     """Every module file under daemon/ (daemon/cli is a namespace package: walk the files)."""
     names = []
     for path in PACKAGE.rglob("*.py"):
         parts = ("daemon",) + path.relative_to(PACKAGE).with_suffix("").parts
         names.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
-    return sorted(n for n in names if not n.startswith(BUILD_TIME) and n != "daemon.__main__")
+    return sorted(names)
+
+
+def runtime_modules() -> list[str]:
+    return [n for n in all_modules() if not n.startswith(BUILD_TIME) and n != "daemon.__main__"]
 
 
 def module_path(name: str) -> Path:
@@ -35,12 +39,12 @@ def module_path(name: str) -> Path:
     return package if package.is_file() else (PACKAGE / rel).with_suffix(".py")
 
 
-def imported_names(name: str) -> set[str]:
-    """Every module an import statement anywhere in the module names, resolved to absolute names."""
+def _imports(name: str, nodes) -> set[str]:
+    """The absolute names the import statements among `nodes` of module `name` name."""
     path = module_path(name)
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in nodes:
         if isinstance(node, ast.Import):
             found |= {a.name for a in node.names}
         elif isinstance(node, ast.ImportFrom):
@@ -50,6 +54,57 @@ def imported_names(name: str) -> set[str]:
             found.add(target)
             found |= {f"{target}.{a.name}" for a in node.names}
     return found
+
+
+def _tree(name: str) -> ast.Module:
+    path = module_path(name)
+    return ast.parse(path.read_text(), str(path))
+
+
+def imported_names(name: str) -> set[str]:
+    """Every module an import statement anywhere in the module names, resolved to absolute names."""
+    return _imports(name, ast.walk(_tree(name)))
+
+
+def module_level_imports(name: str) -> set[str]:
+    """The daemon modules `name` imports when it is imported: statements at its top level (also
+    inside top-level if/try blocks, except `if TYPE_CHECKING:`), not inside functions."""
+    def statements(body):
+        for node in body:
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+                continue
+            yield node
+            if isinstance(node, (ast.If, ast.Try)):
+                yield from statements(node.body + node.orelse + [s for h in getattr(node, "handlers", [])
+                                                                 for s in h.body])
+    return _imports(name, statements(_tree(name).body))
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The groups of modules that import one another round a loop (strongly connected components
+    of more than one module)."""
+    order, low, stack, cycles = {}, {}, [], []
+
+    def visit(v: str) -> None:
+        order[v] = low[v] = len(order)
+        stack.append(v)
+        for w in graph[v]:
+            if w not in order:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], order[w])
+        if low[v] == order[v]:
+            group = []
+            while not group or group[-1] != v:
+                group.append(stack.pop())
+            if len(group) > 1:
+                cycles.append(sorted(group))
+
+    for v in graph:
+        if v not in order:
+            visit(v)
+    return cycles
 
 
 def test_the_runtime_modules_are_found():
@@ -87,3 +142,16 @@ print(json.dumps({{"training": sorted(m for m in sys.modules if m.startswith("da
     missing = {m: dep for m, dep in result["missing"].items() if m not in OPTIONAL}
     if missing:   # a dependency not installed here: what was importable is free of training
         pytest.skip(f"{len(missing)} modules not importable here (missing {', '.join(sorted(set(missing.values())))})")
+
+
+def test_import_cycles_are_found():
+    assert import_cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert import_cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_modules_import_each_other_at_module_level():
+    modules = set(all_modules())
+    # a module's own packages run before it whatever it imports: an edge to one is no loop
+    graph = {m: {t for t in module_level_imports(m) & modules if t != m and not m.startswith(t + ".")}
+             for m in modules}
+    assert import_cycles(graph) == []
