@@ -28,28 +28,6 @@ RESULT_TIMEOUT_S = 30
 
 
 # -- helpers -----------------------------------------------------------------------------------
-@pytest.fixture
-def tmpfs(tmp_path):
-    """mount(name, size_kb, read_only=False) -> a fresh tmpfs of that size; unmounted afterwards."""
-    mounted: list[Path] = []
-
-    def mount(name: str, size_kb: int, read_only: bool = False) -> Path:
-        point = tmp_path / name
-        point.mkdir()
-        options = f"size={size_kb}k" + (",ro" if read_only else "")
-        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(point)],
-                              capture_output=True, text=True)
-        if proc.returncode != 0:
-            pytest.skip(f"needs root with CAP_SYS_ADMIN to mount a small tmpfs "
-                        f"({proc.stderr.strip() or 'mount failed'})")
-        mounted.append(point)
-        return point
-
-    yield mount
-    for point in mounted:
-        subprocess.run(["umount", "-l", str(point)], capture_output=True)
-
-
 def fill(folder: Path) -> Path:
     """Write zeros into `folder` until its filesystem is full; returns the filler file."""
     filler = folder / "filler"

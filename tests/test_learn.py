@@ -146,6 +146,22 @@ def test_learn_writes_a_verified_pack_that_list_verify_and_remove_handle(home, s
     assert missing.returncode == 2 and "no pack named ace" in missing.stderr
 
 
+def test_a_thresholds_file_that_cannot_be_written_is_one_line_and_the_pack_stays(home, small, cli, tmpfs):
+    config = tmpfs("config", 256)                  # the home's config folder, on its own filesystem
+    assert learn(cli, home, small).returncode == 0
+    thresholds = config / "aimusicd" / "thresholds.toml"
+    write_thresholds(thresholds, Calibration(0.93, None, {"ace": 0.61}, [], 320, 160.0), 0.01,
+                     [small["human"]], ["as-given"])
+    subprocess.run(["mount", "-o", "remount,ro", str(config)], check=True)
+    for args in (("models", "remove", "ace"), ("learn", "--ai", str(small["ai"]), "--human", str(small["human"]),
+                                               "--name", "ace", "--conditions", "as-given", "--force")):
+        ran = cli(home, *args)
+        error = [line for line in ran.stderr.splitlines() if "error" in line]
+        assert ran.returncode == 1 and error == [f"aimusicd: error: {thresholds}: cannot be written "
+                                                 "(Read-only file system); it is unchanged"], ran.stderr
+        assert (packs_dir(home) / "ace" / "pack.json").is_file() and read_thresholds(thresholds)[1] == {"ace": 0.61}
+
+
 def test_bad_input_is_one_clear_line_and_nothing_is_half_written(home, small, tmp_path, cli):
     empty = tmp_path / "empty"
     empty.mkdir()

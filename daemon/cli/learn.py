@@ -89,10 +89,11 @@ def run(args) -> int:
     fit = learn.fit_pack(args.name, args.description, table, args.fpr,
                          "folders" if args.human else "reference")
     files = learn.pack_files(fit, sources, measured, args.fpr, failed)
-    target = write_pack(packs_root(), args.name, files, args.force)
-    if forget_threshold(thresholds_path(), args.name):
+    # the replaced pack's threshold first: if its file cannot be written, the old pack is still there
+    if (packs_root() / args.name).exists() and forget_threshold(thresholds_path(), args.name):
         log(f"the calibrated threshold of the replaced pack {args.name} was dropped from {thresholds_path()}: "
             "rerun `aimusicd calibrate` to set the new one's")
+    target = write_pack(packs_root(), args.name, files, args.force)
     if args.json:
         print(files["pack.json"].decode(), end="")
     else:

@@ -57,8 +57,10 @@ def run(args) -> int:
     if args.models_command == "remove":
         from ..learning.calibrate import forget_threshold
 
+        # the threshold first: if its file cannot be written, the pack is still there
+        forgot = (packs_root() / args.name).is_dir() and forget_threshold(thresholds_path(), args.name)
         print(f"removed pack {args.name} ({remove_pack(packs_root(), args.name)})")
-        if forget_threshold(thresholds_path(), args.name):
+        if forgot:
             print(f"its calibrated threshold was dropped from {thresholds_path()}")
         return 0
     store = WeightStore(cache_dir(cfg))

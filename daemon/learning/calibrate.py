@@ -17,6 +17,7 @@ A rate can only be held on enough music: with r = 1, (1 - fpr)^n <= 5 %, so 1 % 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -29,7 +30,7 @@ from ..engines.fingerprint import GeneratorFingerprint
 from ..engines.fusion import Delivery, Fusion
 from ..engines.logistic import sigmoid
 from ..engines.packs import PackModel
-from ..errors import UsageError
+from ..errors import AimusicError, UsageError
 from .features import EXCERPT_S, Measured
 from .learn import ODDS_MARGIN, THRESHOLD_RANGE, odds_shift
 
@@ -171,15 +172,12 @@ def write_thresholds(path: Path, cal: Calibration, fpr: float, folders: list[Pat
         *(f"{_quote(name)} = {t!r}" for name, t in sorted(cal.fingerprints.items())),
         "",
     ]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text("\n".join(lines))
-    tmp.replace(path)
+    _replace(path, "\n".join(lines))
 
 
 def forget_threshold(path: Path, name: str) -> bool:
-    """Drop one pack's calibrated threshold (the pack was removed or relearned: the value was set
-    for a model that is gone). True if the file named it."""
+    """Drop one pack's calibrated threshold (the pack is being removed or relearned: the value was
+    set for a model that is gone). True if the file named it."""
     if not path.is_file():
         return False
     lines = path.read_text().splitlines()
@@ -187,10 +185,21 @@ def forget_threshold(path: Path, name: str) -> bool:
     kept = [line for line in lines if not line.startswith(key)]
     if len(kept) == len(lines):
         return False
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text("\n".join(kept) + "\n")
-    tmp.replace(path)
+    _replace(path, "\n".join(kept) + "\n")
     return True
+
+
+def _replace(path: Path, text: str) -> None:
+    """The thresholds file written whole, then renamed over the old one; one line if it cannot be."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text)
+        tmp.replace(path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):     # a read-only folder refuses even this
+            tmp.unlink(missing_ok=True)
+        raise AimusicError(f"{path}: cannot be written ({exc.strerror}); it is unchanged") from None
 
 
 def _quote(text: str) -> str:
