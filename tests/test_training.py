@@ -73,7 +73,7 @@ def test_thresholds_keep_human_false_positives_and_uncertainty_in_every_codec_gr
     for g in set(data.group):
         sel = (data.y == 0) & np.array([x == g for x in data.group])
         assert np.mean(p[sel] >= ai_t) <= 0.01
-        assert np.mean(p[sel] > human_t) <= 0.05
+        assert np.mean(p[sel] > human_t) <= 0.025
     assert 0.01 < human_t < 0.5 < ai_t
 
 
@@ -92,7 +92,7 @@ def test_human_threshold_never_above_even_odds():
 
 def test_human_limits_are_the_narrowest_range_that_costs_human_music_little():
     """An image score beyond anything human music shows keeps a low-probability example from
-    "human"; the limits cost human calibration music at most 3 % more "uncertain" per group."""
+    "human"; threshold and limits leave at most 4 % of human calibration music "uncertain" per group."""
     rng = np.random.default_rng(4)
     n = 800
     y = np.r_[np.zeros(n // 2, int), np.ones(n // 2, int)]
@@ -109,7 +109,7 @@ def test_human_limits_are_the_narrowest_range_that_costs_human_music_little():
                        for i in range(n)])
     for g in ("none", "mp3"):
         sel = human & np.array([x == g for x in group])
-        assert beyond[sel].mean() <= 0.03
+        assert beyond[sel].mean() <= 0.04
     assert beyond[~human].mean() > 0.9      # most of the unfamiliar output is not vouched for
 
 

@@ -19,7 +19,11 @@ HEAD_L2 = 2.0
 FUSION_L2 = 1.0
 CORRECTION_L2 = 10.0       # the Demucs correction learns from few examples: shrink it harder
 MAX_HUMAN_FP = 0.01        # at most 1 % of human music called "ai"...
-MAX_HUMAN_UNCERTAIN = 0.05  # ...and at most 5 % left "uncertain", in every codec group
+MAX_HUMAN_UNCERTAIN = 0.05  # ...and at most 5 % left "uncertain", in every codec group.
+# Calibration leaves less than that "uncertain" on its own music (the human threshold and the
+# human limits together), so that music it did not see stays within the 5 %.
+CALIB_UNCERTAIN = 0.04
+HUMAN_THRESHOLD_UNCERTAIN = 0.025   # the human threshold's share of it
 # A little room above the worst human seen in calibration: twice its odds (a margin in p would
 # mean nothing near p = 1, where a well-separated model's thresholds sit).
 THRESHOLD_ODDS_MARGIN = float(np.log(2.0))
@@ -238,13 +242,13 @@ def check_correction(data: FusionData, groups: list[str], unit: str, source: str
 
 def choose_thresholds(probs: dict[str, np.ndarray], data: FusionData) -> tuple[float, float]:
     """ai: above the (1 - MAX_HUMAN_FP) quantile of human probabilities in the worst codec group
-    and model; human: at the (1 - MAX_HUMAN_UNCERTAIN) quantile likewise, but never above even
+    and model; human: at the (1 - HUMAN_THRESHOLD_UNCERTAIN) quantile likewise, but never above even
     odds: where human music overlaps the fakes that far, more of it stays "uncertain" rather than
     fakes in the overlap being called "human" with a probability that says "ai". The
     quantiles ignore the fits' weights: every human example counts fully here, whichever package
     it comes from, so a package whose music looks AI-like still holds the threshold up."""
     ai_t = ai_threshold(probs.values(), data.y, data.group)
-    mid = worst_human_quantile(probs.values(), data.y, data.group, 1 - MAX_HUMAN_UNCERTAIN)
+    mid = worst_human_quantile(probs.values(), data.y, data.group, 1 - HUMAN_THRESHOLD_UNCERTAIN)
     human_t = float(np.clip(_odds_shift(mid, THRESHOLD_ODDS_MARGIN), 0.01,
                             min(HUMAN_THRESHOLD_MAX, ai_t - 0.01)))
     return ai_t, round(human_t, 4)
@@ -267,16 +271,16 @@ def ai_threshold(probs, y: np.ndarray, group: list[str]) -> float:
 
 
 HUMAN_LIMIT_QUANTILES = (0.80, 0.85, 0.90, 0.92, 0.94, 0.95, 0.96, 0.97, 0.98, 0.99, 0.995, 1.0)
-MAX_LIMITS_UNCERTAIN = 0.03   # what the human limits may add to "uncertain" on human music
 
 
 def choose_human_limits(probs: dict[str, np.ndarray], data: FusionData, ai_t: float, human_t: float
                         ) -> dict[str, float]:
     """The human limits: "human" is said only where every piece of evidence is at most its limit,
     the same quantile q of human calibration music for each. The smallest q on the grid whose
-    limits add at most MAX_LIMITS_UNCERTAIN of human music to "uncertain" (beyond what the human
-    threshold leaves there) in every codec group and path wins: the narrower the range "human" is
-    said in, the less an unfamiliar generator's output can fall into it."""
+    limits leave at most CALIB_UNCERTAIN of human music "uncertain" (with what the human threshold
+    leaves there; nothing more where that is already more) in every codec group and path wins:
+    the narrower the range "human" is said in, the less an unfamiliar generator's output can fall
+    into it."""
     human = data.y == 0
     in_group = [human & np.array([x == g for x in data.group]) for g in sorted(set(data.group))]
     rows = np.nonzero(human)[0]
@@ -301,7 +305,7 @@ def choose_human_limits(probs: dict[str, np.ndarray], data: FusionData, ai_t: fl
     for q in HUMAN_LIMIT_QUANTILES:
         limits = {n: round(float(np.quantile([every[i][n] for i in rows if n in every[i]], q, method="higher")), 4)
                   for n in names}
-        if max(a - b for a, b in zip(uncertain(limits), base)) <= MAX_LIMITS_UNCERTAIN:
+        if all(a <= max(b, CALIB_UNCERTAIN) for a, b in zip(uncertain(limits), base)):
             break
     return limits
 

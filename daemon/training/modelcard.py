@@ -8,8 +8,8 @@ from pathlib import Path
 from ..engines.fusion import FusionParams
 from ..evaluation.codecs import EVAL_CONDITIONS
 from ..hashing import sha256_file
-from .calibrate import (AI_THRESHOLD_RANGE, HUMAN_THRESHOLD_MAX, MAX_HUMAN_FP, MAX_HUMAN_UNCERTAIN,
-                        MAX_LIMITS_UNCERTAIN)
+from .calibrate import (AI_THRESHOLD_RANGE, CALIB_UNCERTAIN, HUMAN_THRESHOLD_MAX, HUMAN_THRESHOLD_UNCERTAIN,
+                        MAX_HUMAN_FP, MAX_HUMAN_UNCERTAIN)
 from .fakes import FAMILIES
 
 
@@ -190,12 +190,13 @@ Share at p >= 0.5 / share called "ai" at the shipped threshold, per condition:
 The ai threshold ({fusion.ai_threshold}) sits just above the most AI-like human music of the
 calibration split (the worst codec group's {percentile}th percentile at twice its odds, within {lo}-{hi}), so a few
 whole tracks set it. The human threshold ({fusion.human_threshold}) is the worst group's
-{100 * (1 - MAX_HUMAN_UNCERTAIN):.0f}th percentile likewise, but never above {HUMAN_THRESHOLD_MAX}: where that
+{100 * (1 - HUMAN_THRESHOLD_UNCERTAIN):.1f}th percentile likewise, but never above {HUMAN_THRESHOLD_MAX}: where that
 percentile lies higher, human music overlaps the fakes, and the overlap is left "uncertain" rather
 than fakes in it being called "human" with a probability that says "ai". On top, "human" needs every
 piece of evidence inside the human limits ({limits}): the narrowest range, as one quantile of human
-calibration music for every piece of evidence, that adds at most {100 * MAX_LIMITS_UNCERTAIN:.0f} % of it to
-"uncertain" in any codec group. The human tracks the fast pass scores highest, over all their
+calibration music for every piece of evidence, that leaves at most {100 * CALIB_UNCERTAIN:.0f} % of it
+"uncertain" in any codec group, threshold and limits together (below the {100 * MAX_HUMAN_UNCERTAIN:.0f} % promised, for music
+calibration did not see). The human tracks the fast pass scores highest, over all their
 examples:
 
 | calibration track | n | mean p | max p |
