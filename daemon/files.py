@@ -1,10 +1,13 @@
-"""Which files count as audio to analyse: the configured patterns, minus the ignore list; and
-opening a file only if it is a regular one."""
+"""Which files count as audio to analyse: the configured patterns, minus the ignore list;
+opening a file only if it is a regular one; and replacing a file whole."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
+import threading
+from collections.abc import Iterator
 from fnmatch import fnmatch
 from pathlib import Path
 from typing import BinaryIO
@@ -24,6 +27,21 @@ def open_regular(path: str | Path) -> BinaryIO:
         raise NotRegularFile(f"{path}: not a regular file")
     os.set_blocking(fd, True)
     return os.fdopen(fd, "rb")
+
+
+@contextlib.contextmanager
+def replaced(dest: Path) -> Iterator[Path]:
+    """A temporary path beside `dest` to write to, renamed over `dest` when the block ends, removed
+    if it fails: a reader sees the old file or the new one, never half of one."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}-{threading.get_native_id()}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, dest)
+    except BaseException:
+        with contextlib.suppress(OSError):     # a read-only folder refuses even this
+            tmp.unlink(missing_ok=True)
+        raise
 
 
 def is_candidate(path: Path, patterns: list[str], ignore: list[str]) -> bool:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from .engines.demucs.engine import DemucsEvidence, Excerpt
 from .engines.fingerprint import FingerprintEvidence, Match
 from .engines.images import ImageEvidence
 from .engines.packs import PackInputs
+from .files import replaced
 
 SCHEMA = "aimusicd.report/1"
 
@@ -106,12 +106,9 @@ def _finite(value: Any) -> Any:
 
 
 def write_report(report: Report, dest: Path) -> Path:
-    """Write atomically (temp file + rename): a reader never sees half a report."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
     text = json.dumps(_finite(report.to_dict()), indent=2, allow_nan=False)
-    tmp.write_text(text + "\n", encoding="utf-8")
-    os.replace(tmp, dest)
+    with replaced(dest) as tmp:
+        tmp.write_text(text + "\n", encoding="utf-8")
     return dest
 
 

@@ -280,6 +280,7 @@ def test_ray_cli_matches_the_in_process_batch(ray_cluster, fixtures_dir, tmp_pat
     assert on_ray.returncode == 1 and "Traceback" not in on_ray.stderr, on_ray.stderr[-3000:]
     assert on_ray.stdout.strip().splitlines()[-1].startswith("5 files: ") and " 1 failed in " in on_ray.stdout
     local = run("batch", "--mode", "cnn", "--out", tmp_path / "local", folder)
+    assert local.returncode == 1, local.stderr[-3000:]
     keys = ("file", "sha256", "verdict", "decided_by", "error")
     ray_rows, local_rows = table(tmp_path / "ray"), table(tmp_path / "local")
     assert [{k: r[k] for k in keys} for r in ray_rows] == [{k: r[k] for k in keys} for r in local_rows]

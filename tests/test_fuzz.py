@@ -12,7 +12,6 @@ import os
 import random
 import socket
 import struct
-import time
 from pathlib import Path
 
 import numpy as np

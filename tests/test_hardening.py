@@ -22,7 +22,7 @@ import soundfile as sf
 from pythonosc.osc_message_builder import OscMessageBuilder
 
 from support.audio import music
-from support.daemon_proc import DaemonProcess, OscTestClient, wait_until
+from support.daemon_proc import DaemonProcess, wait_until
 
 RESULT_TIMEOUT_S = 30
 
@@ -405,3 +405,22 @@ def test_a_worker_thread_that_dies_is_restarted_and_its_job_failed(tmp_path, tin
     finally:
         runner.stop(5)
         store.close()
+
+
+def test_a_file_replaced_on_a_full_disk_keeps_its_old_content_and_leaves_no_temporary_file(tmpfs):
+    """Reports, the history's restore, caches and thresholds are all written through `replaced`."""
+    from daemon.files import replaced
+
+    folder = tmpfs("full", 256)
+    dest = folder / "report.json"
+    dest.write_text("old\n")
+    fill(folder)
+    with pytest.raises(OSError):
+        with replaced(dest) as tmp:
+            tmp.write_bytes(b"new" * 100_000)
+    assert dest.read_text() == "old\n"
+    assert sorted(p.name for p in folder.iterdir()) == ["filler", "report.json"]
+    (folder / "filler").unlink()
+    with replaced(dest) as tmp:
+        tmp.write_text("new\n")
+    assert dest.read_text() == "new\n" and sorted(p.name for p in folder.iterdir()) == ["report.json"]

@@ -17,6 +17,7 @@ import time
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
+from ..files import replaced
 from ..report import Report, write_report
 
 REPORTS = "reports"
@@ -143,17 +144,14 @@ class ResultStore:
         rows = [asdict(self.rows[name]) for name in sorted(self.rows)]
         table = pa.Table.from_pylist(rows, schema=schema)
         written = [self.out / TABLE]
-        _atomic(written[0], lambda tmp: pa.parquet.write_table(table, tmp))
+        with replaced(written[0]) as tmp:
+            pa.parquet.write_table(table, str(tmp))
         if csv:
             written.append(self.out / CSV)
-            _atomic(written[1], lambda tmp: pa.csv.write_csv(table, tmp))
+            with replaced(written[1]) as tmp:
+                pa.csv.write_csv(table, str(tmp))
         return written
 
     def close(self) -> None:
         self._journal.close()
 
-
-def _atomic(dest: Path, write) -> None:
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
-    write(str(tmp))
-    os.replace(tmp, dest)

@@ -9,7 +9,6 @@ The fingerprints come last: the user's packs read the CNN's embedding and the im
 from __future__ import annotations
 
 import os
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 

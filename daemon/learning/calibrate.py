@@ -17,9 +17,7 @@ A rate can only be held on enough music: with r = 1, (1 - fpr)^n <= 5 %, so 1 % 
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +29,7 @@ from ..engines.fusion import Delivery, Fusion
 from ..engines.logistic import sigmoid
 from ..engines.packs import PackModel
 from ..errors import AimusicError, UsageError
+from ..files import replaced
 from .features import EXCERPT_S, Measured
 from .learn import ODDS_MARGIN, THRESHOLD_RANGE, odds_shift
 
@@ -191,14 +190,10 @@ def forget_threshold(path: Path, name: str) -> bool:
 
 def _replace(path: Path, text: str) -> None:
     """The thresholds file written whole, then renamed over the old one; one line if it cannot be."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(text)
-        tmp.replace(path)
+        with replaced(path) as tmp:
+            tmp.write_text(text)
     except OSError as exc:
-        with contextlib.suppress(OSError):     # a read-only folder refuses even this
-            tmp.unlink(missing_ok=True)
         raise AimusicError(f"{path}: cannot be written ({exc.strerror}); it is unchanged") from None
 
 

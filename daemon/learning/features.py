@@ -32,7 +32,7 @@ from ..audio import AudioInfo, load_audio, normalise_level
 from ..audio.codec import codec_history
 from ..engines.fingerprint import long_term_spectrum
 from ..errors import AudioError, UsageError
-from ..files import audio_files_in
+from ..files import audio_files_in, replaced
 from ..hashing import sha256_file
 from ..evaluation.codecs import EVAL_CONDITIONS, NONE, CodecSpec, apply_codec
 
@@ -138,13 +138,11 @@ def _read_cache(path: Path, source: int, condition: str) -> Measured | None:
 
 
 def _write_cache(path: Path, m: Measured) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {"spectrum": m.spectrum, "bandwidth_hz": m.bandwidth_hz, "lossy": m.lossy, "seconds": m.seconds}
     if m.cnn_logit is not None:
         arrays.update(cnn_logit=m.cnn_logit, images_score=m.images_score, embedding=m.embedding)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
-    np.savez(tmp, **arrays)
-    tmp.replace(path)
+    with replaced(path) as tmp, tmp.open("wb") as f:
+        np.savez(f, **arrays)
 
 
 _cnn = None   # one CNN per worker process
@@ -326,11 +324,8 @@ def measure_demucs(sources: list[Source], measured: list[Measured], conditions: 
                 failed.append((sources[i].path, result))
                 continue
             for c, v in result.items():
-                target = _cache_file(cache, sources[i].sha256, c, kind)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                tmp = target.with_suffix(f".{os.getpid()}.tmp.npz")
-                np.savez(tmp, demucs=v)
-                tmp.replace(target)
+                with replaced(_cache_file(cache, sources[i].sha256, c, kind)) as tmp, tmp.open("wb") as f:
+                    np.savez(f, demucs=v)
                 found[(i, c)] = v
     for m in measured:
         v = found.get((m.source, m.condition))

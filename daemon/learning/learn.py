@@ -30,7 +30,7 @@ import numpy as np
 from .. import __version__
 from ..engines.fingerprint import EDGE_MARGIN_HZ
 from ..engines.logistic import LogisticModel, sigmoid
-from ..engines.packs import CARD_FILE, MODEL_FILE, PACK_FILE, PIECES, SCHEMA, PackModel, piece_names
+from ..engines.packs import CARD_FILE, MODEL_FILE, PACK_FILE, SCHEMA, PackModel, piece_names
 from ..errors import ModelError, UsageError
 from .features import Measured, Source
 

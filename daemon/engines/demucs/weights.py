@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Callable
 
 from ...errors import ModelError
+from ...files import replaced
 from ...hashing import file_digest, sha256_file
 
 MODEL_NAME = "htdemucs"
@@ -203,14 +204,14 @@ class WeightStore:
     def _save(self, state: dict, source: str, source_sha256: str, log: Log) -> WeightStatus:
         from safetensors.torch import save_file
 
-        tmp = self.weights.with_suffix(".tmp")
-        save_file({k: v.detach().contiguous() for k, v in state.items()}, str(tmp))
-        manifest = Manifest(
-            name=MODEL_NAME, sha256=sha256_file(tmp), source=source, source_sha256=source_sha256,
-            size_bytes=tmp.stat().st_size, fetched=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        )
-        os.replace(tmp, self.weights)
-        self.manifest_path.write_text(json.dumps(asdict(manifest), indent=2) + "\n")
+        with replaced(self.weights) as tmp:
+            save_file({k: v.detach().contiguous() for k, v in state.items()}, str(tmp))
+            manifest = Manifest(
+                name=MODEL_NAME, sha256=sha256_file(tmp), source=source, source_sha256=source_sha256,
+                size_bytes=tmp.stat().st_size, fetched=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            )
+        with replaced(self.manifest_path) as tmp:
+            tmp.write_text(json.dumps(asdict(manifest), indent=2) + "\n")
         log(f"{MODEL_NAME}: saved {self.weights} (sha256 {manifest.sha256[:12]}…, from {source})")
         return self.status()
 
