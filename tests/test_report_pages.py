@@ -195,6 +195,18 @@ def test_explanation_names_the_deciding_evidence(tmp_path):
     assert "CNN's evidence is weak (p 0.55" in said[2] and "the Demucs residual decided" in said[2]
     ignored = ReportView(_full_report(tmp_path, decided_by="cnn+images"), None)
     assert "gives the Demucs evidence no weight" in explain.sentences(ignored)[2]
+    by_fingerprint = ReportView(_full_report(tmp_path, probability_ai=0.62), None)
+    assert "below the AI threshold, but a generator fingerprint matched" in explain.sentences(by_fingerprint)[0]
+
+
+def test_explanation_says_which_evidence_kept_a_low_probability_from_human(tmp_path):
+    odd = ReportView(_full_report(tmp_path, verdict="uncertain", probability_ai=0.1,
+                                  atypical=["images_score", "fingerprint_logit"]), None)
+    said = explain.sentences(odd)[0]
+    assert said.startswith("Verdict uncertain: the probability of AI is 0.10, at or below the human threshold 0.2")
+    assert "the decoder-image score and the closest generator fingerprint's logit lie outside" in said
+    between = ReportView(_full_report(tmp_path, verdict="uncertain", probability_ai=0.5), None)
+    assert "between the human (0.2) and AI (0.9) thresholds" in explain.sentences(between)[0]
 
 
 def test_human_reference_file_is_read_and_a_bad_one_is_a_clear_error(tmp_path):

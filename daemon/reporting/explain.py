@@ -37,11 +37,27 @@ def sentences(view: ReportView) -> list[str]:
     return out
 
 
+# How the human limits' evidence is named in words (fusion.Evidence.typical_values).
+EVIDENCE_WORDS = {"cnn_logit": "the CNN's logit", "images_score": "the decoder-image score",
+                  "demucs_logit": "the Demucs residual's logit",
+                  "fingerprint_logit": "the closest generator fingerprint's logit"}
+
+
 def _verdict_sentence(view: ReportView) -> str:
     p = view.probability
-    where = (f"at or above the AI threshold {view.ai_threshold:.3g}" if view.verdict == "ai" else
-             f"at or below the human threshold {view.human_threshold:.3g}" if view.verdict == "human" else
-             f"between the human ({view.human_threshold:.3g}) and AI ({view.ai_threshold:.3g}) thresholds")
+    if view.verdict == "ai" and view.fingerprint and view.fingerprint.matched and p < view.ai_threshold:
+        where = "below the AI threshold, but a generator fingerprint matched"
+    elif view.verdict == "ai":
+        where = f"at or above the AI threshold {view.ai_threshold:.3g}"
+    elif view.verdict == "human":
+        where = f"at or below the human threshold {view.human_threshold:.3g}"
+    elif view.atypical and p <= view.human_threshold:
+        outside = " and ".join(EVIDENCE_WORDS.get(a, a) for a in view.atypical)
+        where = (f"at or below the human threshold {view.human_threshold:.3g}, but {outside} "
+                 f"{'lies' if len(view.atypical) == 1 else 'lie'} outside the range of human music, "
+                 "so the models do not vouch for it")
+    else:
+        where = f"between the human ({view.human_threshold:.3g}) and AI ({view.ai_threshold:.3g}) thresholds"
     return f"Verdict {VERDICT_WORDS.get(view.verdict, view.verdict)}: the probability of AI is {p:.2f}, {where}."
 
 

@@ -84,6 +84,11 @@ class ReportView:
         return float(self.doc.get("thresholds", {}).get("human", math.nan))
 
     @property
+    def atypical(self) -> list[str]:
+        """The evidence outside the range of human music, which kept the verdict from "human"."""
+        return [str(a) for a in self.doc.get("atypical") or []]
+
+    @property
     def decided_by(self) -> list[str]:
         return [s for s in str(self.doc.get("decided_by", "")).split("+") if s and s != "none"]
 
