@@ -21,7 +21,7 @@ from daemon.engines.logistic import LogisticModel
 from daemon.hashing import sha256_file
 from daemon.evaluation.fusion_data import FusionData, fused_probabilities
 from daemon.evaluation.metrics import expected_calibration_error, recall_at_fpr, roc_auc, score_all
-from daemon.training.calibrate import (CNN_PATH_FORMS, choose_cnn_path, choose_human_limits,
+from daemon.training.calibrate import (CNN_PATH_FORMS, choose_cnn_path, choose_human_limits, codec_groups,
                                        choose_thresholds,
                                        fit_fusion, fit_head, package_weights,
                                        widened_band)
@@ -111,6 +111,26 @@ def test_human_limits_are_the_narrowest_range_that_costs_human_music_little():
         sel = human & np.array([x == g for x in group])
         assert beyond[sel].mean() <= 0.04
     assert beyond[~human].mean() > 0.9      # most of the unfamiliar output is not vouched for
+
+
+def test_thresholds_hold_in_each_condition_that_random_deliveries_reach_too_rarely():
+    """A few MP3 64 kbps examples among the random deliveries cannot hold a threshold; the human
+    music delivered through that condition, joined for the thresholds only, makes it hold there."""
+    data, tracks, packages = _fusion_data(demucs_signal=0.0, seed=6)
+    rng = np.random.default_rng(7)
+    m = 200                               # human music only, whose CNN reads it as far more AI-like
+    under = FusionData(rng.normal(1.5, 1.0, m), np.full(m, np.nan), [Delivery(True, 0.45)] * m,
+                       np.zeros(m, int), ["mp3-64"] * m, images=rng.normal(0, 1, m))
+    alone, _ = fit_fusion(data, tracks, packages, "t", CNN_PATH_FORMS["codec-aware"])
+    held, _ = fit_fusion(data, tracks, packages, "t", CNN_PATH_FORMS["codec-aware"], conditions=under)
+    assert held.cnn_only.coef == alone.cnn_only.coef          # fitted on the same music
+    p = fused_probabilities(held, under)["cnn+img"]
+    assert np.mean(p >= held.ai_threshold) <= 0.01 < np.mean(p >= alone.ai_threshold)
+    assert codec_groups([_scored("mp3-64")]) == ["mp3"] and codec_groups([_scored("mp3-64")], True) == ["mp3-64"]
+
+
+def _scored(codec: str) -> Scored:
+    return Scored("pkg", "t.ogg", "human", 0, codec, True, 15000.0, 0.0, None)
 
 
 def _fusion_data(demucs_signal: float, seed: int, images_signal: float = 0.0

@@ -18,7 +18,7 @@ class FusionData:
     demucs: np.ndarray           # head logits (nan where not measured)
     delivery: list[Delivery]     # codec evidence per example
     y: np.ndarray
-    group: list[str]             # codec family: none | mp3 | aac | opus
+    group: list[str]             # codec group the thresholds hold in: none | mp3 | ... | mp3-64 | ...
     images: np.ndarray | None = None   # image scores (nan where not measured; None: none are)
     weight: np.ndarray | None = None   # per row in the CNN path's fits (None: all alike)
     fingerprint: np.ndarray | None = None   # the best known generator's logit (nan: none known)
@@ -35,6 +35,13 @@ class FusionData:
                           [self.group[i] for i in idx], self.images[idx],
                           None if self.weight is None else self.weight[idx],
                           self.fingerprint[idx], self.matched[idx])
+
+    def joined(self, other: "FusionData") -> "FusionData":
+        """These rows and then other's (weights dropped: thresholds count every example fully)."""
+        return FusionData(np.r_[self.cnn, other.cnn], np.r_[self.demucs, other.demucs],
+                          self.delivery + other.delivery, np.r_[self.y, other.y], self.group + other.group,
+                          np.r_[self.images, other.images], None, np.r_[self.fingerprint, other.fingerprint],
+                          np.r_[self.matched, other.matched])
 
     def typical_values(self, i: int, sources: tuple[str, ...]) -> dict[str, float]:
         """Row i's evidence as the human limits read it (cf. fusion.Evidence.typical_values)."""

@@ -42,8 +42,15 @@ def head_logit(head: LogisticModel, s: Scored) -> float | None:
     return None if s.features is None else head.logit_of(s.features)
 
 
+def codec_groups(scored: list[Scored], by_condition: bool = False) -> list[str]:
+    """The codec group each example's thresholds must hold in: its codec family (examples with a
+    random bitrate), or its exact condition (the human music delivered through every evaluation
+    condition, whose low bitrates a random draw reaches too rarely to hold a threshold)."""
+    return [s.codec if by_condition else s.codec.split("-")[0] for s in scored]
+
+
 def fusion_data(scored: list[Scored], platt: tuple[float, float], head: LogisticModel,
-                weight: np.ndarray | None = None) -> FusionData:
+                weight: np.ndarray | None = None, by_condition: bool = False) -> FusionData:
     a, b = platt
     demucs = [head_logit(head, s) for s in scored]
     return FusionData(
@@ -51,7 +58,7 @@ def fusion_data(scored: list[Scored], platt: tuple[float, float], head: Logistic
         demucs=np.array([np.nan if d is None else d for d in demucs]),
         delivery=[s.delivery for s in scored],
         y=np.array([s.label for s in scored]),
-        group=[s.codec.split("-")[0] for s in scored],
+        group=codec_groups(scored, by_condition),
         images=np.array([np.nan if s.images is None else s.images for s in scored]),
         weight=weight,
         fingerprint=np.array([np.nan if s.fingerprint is None else s.fingerprint for s in scored]),
@@ -174,9 +181,10 @@ class FusionChecks:
 
 
 def fit_fusion(data: FusionData, tracks: list[str], packages: list[str], name: str,
-               cnn_features: list[str]) -> tuple[FusionParams, FusionChecks]:
+               cnn_features: list[str], conditions: FusionData | None = None) -> tuple[FusionParams, FusionChecks]:
     """The fusion models and thresholds, the CNN-only model over `cnn_features` (the CNN path's
-    chosen form); `tracks` and `packages` name each row's source. Each correction is tested on
+    chosen form); `tracks` and `packages` name each row's source. The thresholds and human limits
+    hold on `data` and on `conditions` (human music under each evaluation condition) alike. Each correction is tested on
     music its fit did not see: the image score by package (every calibration example has one, and
     a package's production can look like images), the Demucs evidence by track (few examples carry
     it). One that does not beat what lies below it there is zeroed: evidence enters a verdict only
@@ -197,13 +205,14 @@ def fit_fusion(data: FusionData, tracks: list[str], packages: list[str], name: s
         images_correction=images,
         demucs_correction=demucs,
         ai_threshold=0.5, human_threshold=0.5, lossy_band=(0.0, 1.0))
-    probs = fused_probabilities(params, data)
+    held = data if conditions is None else data.joined(conditions)
+    probs = fused_probabilities(params, held)
     # The paths auto and full mode take (the CNN alone for live windows, with the image score for
     # files, and with Demucs too) set the thresholds; the Demucs-only model serves only the
     # explicit "demucs" mode and is reported, not tuned for.
     paths = {k: probs[k] for k in ("cnn", "cnn+img", "fused")}
-    ai_t, human_t = choose_thresholds(paths, data)
-    limits = choose_human_limits(paths, data, ai_t, human_t)
+    ai_t, human_t = choose_thresholds(paths, held)
+    limits = choose_human_limits(paths, held, ai_t, human_t)
     params = replace(params, ai_threshold=ai_t, human_threshold=human_t,
                      lossy_band=widened_band(human_t, ai_t), human_limits=limits)
     return params, FusionChecks(images_check, demucs_check)

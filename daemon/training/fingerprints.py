@@ -12,7 +12,7 @@ import numpy as np
 from ..engines.fingerprint import GeneratorFingerprint, feature_names
 from ..engines.logistic import LogisticModel, fit_platt, sigmoid
 from ..evaluation.metrics import roc_auc
-from .calibrate import ai_threshold
+from .calibrate import ai_threshold, codec_groups
 from .scoring import Scored
 
 L2 = 300.0   # a thousand correlated bins, a few hundred examples: shrink hard
@@ -30,7 +30,10 @@ def _xy(scored: list[Scored], name: str) -> tuple[np.ndarray, np.ndarray]:
     return x, np.array([1 if s.family == name else 0 for s in scored])
 
 
-def fit_generator(name: str, description: str, train: list[Scored], calib: list[Scored]) -> FingerprintFit:
+def fit_generator(name: str, description: str, train: list[Scored], calib: list[Scored],
+                  conditions: list[Scored] = ()) -> FingerprintFit:
+    """`calib` Platt-scales the model; the threshold holds on it and on `conditions` (human music
+    under each evaluation condition) alike."""
     x, y = _xy(train, name)
     if y.sum() == 0 or (y == 0).sum() == 0:
         raise ValueError(f"fingerprint {name}: training needs examples of it and of other music")
@@ -43,7 +46,9 @@ def fit_generator(name: str, description: str, train: list[Scored], calib: list[
                           model.intercept * a + b)
     p = sigmoid(model.logit(cx))
     human = np.array([s.label == 0 for s in calib])
-    threshold = ai_threshold([p], np.array([s.label for s in calib]), [s.codec.split("-")[0] for s in calib])
+    held = list(calib) + list(conditions)
+    threshold = ai_threshold([sigmoid(model.logit(_xy(held, name)[0]))], np.array([s.label for s in held]),
+                             codec_groups(calib) + codec_groups(list(conditions), by_condition=True))
     mine = cy == 1
     auc = roc_auc(np.r_[np.ones(mine.sum()), np.zeros(human.sum())], np.r_[p[mine], p[human]])
     fp = float(np.mean(p[human] >= threshold))

@@ -136,11 +136,16 @@ each codec's range for calibration and test, and drawn with p ~ 1/kbps^2 for the
 validation clips (MP3 64 kbps about a third of MP3 draws), so it learns most where the codec leaves
 least of the fingerprint. In calibration (and the fingerprints' training) 15 % of examples are
 delivered as mono files at 16-32 kHz, as low-rate generators write them and much human music has
-been. Codec history therefore cannot stand in for the label.
+been. Codec history therefore cannot stand in for the label. A random draw reaches each bitrate
+rarely (MP3 64 kbps is a tenth of the MP3 examples), so the first
+{metrics['sizes']['calib_conditions']} human calibration positions are also delivered through every
+evaluation condition ({', '.join(c.label() for c in EVAL_CONDITIONS)}): the thresholds and human limits
+must hold under each, not on average over bitrates. They set thresholds only; no model is fitted on them.
 
 Counts: {counts['cnn_train_clips']} CNN training clips (6 s), {counts['cnn_val_clips']} validation
 clips, {counts['head_examples']} Demucs head examples (8 s), {counts['calib_examples']} calibration
-examples (30 s), {counts['test_examples_per_condition']} test examples per condition (30 s).
+examples (30 s) and {counts['calib_condition_examples']} under the conditions (30 s),
+{counts['test_examples_per_condition']} test examples per condition (30 s).
 CNN: {len(history)} epochs, the one with the best validation AUC kept (epoch {kept.get('epoch', 0)}:
 AUC {kept.get('val_auc', float('nan')):.4f}, loss {kept.get('val_loss', float('nan')):.4f}).
 
@@ -188,7 +193,8 @@ Share at p >= 0.5 / share called "ai" at the shipped threshold, per condition:
 ### What sets the thresholds
 
 The ai threshold ({fusion.ai_threshold}) sits just above the most AI-like human music of the
-calibration split (the worst codec group's {percentile}th percentile at twice its odds, within {lo}-{hi}), so a few
+calibration split (the worst codec group's {percentile}th percentile at twice its odds, within {lo}-{hi};
+the groups are the codec families of the random deliveries and each evaluation condition), so a few
 whole tracks set it. The human threshold ({fusion.human_threshold}) is the worst group's
 {100 * (1 - HUMAN_THRESHOLD_UNCERTAIN):.1f}th percentile likewise, but never above {HUMAN_THRESHOLD_MAX}: where that
 percentile lies higher, human music overlaps the fakes, and the overlap is left "uncertain" rather

@@ -71,6 +71,9 @@ class Sizes:
     real_variants: int        # deliveries of each real train / calibration track
     real_tracks: int = 0      # real tracks per split at most (0: all)
     vocoder_test_demucs: int = 3   # test positions of the vocoders measured with Demucs too
+    # Human calibration positions also delivered through every evaluation condition: the thresholds
+    # must hold under each (MP3 64 kbps is a tenth of a random draw's MP3 examples), not on average.
+    calib_conditions: int = 150
     clip_s: float = 6.0
     track_s: float = 30.0
     head_s: float = 8.0
@@ -88,7 +91,7 @@ FULL = Sizes(cnn_positions=5000, val_positions=300, epochs=7, head_positions=30,
 QUICK = Sizes(cnn_positions=32, val_positions=8, epochs=1, head_positions=3,
               calib_positions=6, calib_demucs=2, test_positions=5, test_demucs=1,
               autoencoder_steps=20, vocoder_head=1, vocoder_calib=2, vocoder_test=3,
-              fingerprint_positions=6, real_variants=1, real_tracks=2, vocoder_test_demucs=0,
+              fingerprint_positions=6, real_variants=1, real_tracks=2, vocoder_test_demucs=0, calib_conditions=3,
               track_s=10.0, vocoder_s=4.0, fingerprint_s=10.0)
 
 
@@ -210,6 +213,11 @@ def run_training(out_dir: Path, work_dir: Path, corpora_dir: Path, demucs_weight
     calib_scored = score_items(calib_plan.items, cnn, demucs, lambda i: calib_plan.demucs[i], workers, log,
                                "calibration examples", cache)
     _save_json(cache_path, cache)
+    calib_human = [i for i in calib_plan.items if i.family == HUMAN][:sizes.calib_conditions]
+    conditions_scored = [s for ss in score_conditions(calib_human, EVAL_CONDITIONS, cnn, None, lambda i: False,
+                                                      workers, log, "human calibration music under each condition",
+                                                      cache).values() for s in ss]
+    _save_json(cache_path, cache)
     test_scored = score_conditions(test_plan.items, EVAL_CONDITIONS, cnn, demucs, lambda i: test_plan.demucs[i],
                                    workers, log, "test examples", cache)
     _save_json(cache_path, cache)
@@ -218,17 +226,18 @@ def run_training(out_dir: Path, work_dir: Path, corpora_dir: Path, demucs_weight
 
     log("6/8 generator fingerprints")
     fits = [fingerprints.fit_generator(name, f"real {name} output (PyPI {ACE_STEP_MUSIC.requirement}), "
-                                       "its train prompts", fp_scored + head_scored, calib_scored)
+                                       "its train prompts", fp_scored + head_scored, calib_scored, conditions_scored)
             for name in real_names]
     generators = [f.generator for f in fits]
     for f in fits:
         log(f"  {f.generator.name}: calibration AUC {f.calib_auc:.4f}, threshold {f.generator.threshold}, "
             f"human false positives {f.calib_human_fp:.4f}")
-    for scored in [calib_scored, *test_scored.values()]:
+    for scored in [calib_scored, conditions_scored, *test_scored.values()]:
         fingerprints.apply(generators, scored)
     # Every example's engine outputs, so calibration and fusion can be re-analysed without rendering.
     _save_json(work_dir / f"scored_{suffix}.json",
                {"head": [s.to_dict() for s in head_scored], "calib": [s.to_dict() for s in calib_scored],
+                "calib_conditions": [s.to_dict() for s in conditions_scored],
                 "test": {c: [s.to_dict() for s in ss] for c, ss in test_scored.items()}})
 
     log("7/8 calibration and fusion")
@@ -243,7 +252,7 @@ def run_training(out_dir: Path, work_dir: Path, corpora_dir: Path, demucs_weight
     calib_data = calibrate.fusion_data(calib_scored, platt, head, weights)
     fusion, checks = calibrate.fit_fusion(
         calib_data, [f"{s.package}: {s.track}" for s in calib_scored], [s.package for s in calib_scored],
-        FUSION_NAME, cnn_path.features)
+        FUSION_NAME, cnn_path.features, calibrate.fusion_data(conditions_scored, platt, head, by_condition=True))
     for source, check in (("image", checks.images), ("Demucs", checks.demucs)):
         log(f"  {source} correction {'kept' if check.kept else 'zeroed'}: leave-one-{check.unit}-out "
             f"log-loss {check.logloss_corrected:.4f} against {check.logloss_before:.4f} without it "
@@ -293,6 +302,7 @@ def run_training(out_dir: Path, work_dir: Path, corpora_dir: Path, demucs_weight
         "real_data": {s: {"generator": real_names, "tracks": sorted(t.name for t in ts),
                           "minutes": round(sum(t.duration_s for t in ts) / 60, 1)} for s, ts in real.items()},
         "counts": {**cnn_run.counts, "head_examples": len(head_scored), "calib_examples": len(calib_scored),
+                   "calib_condition_examples": len(conditions_scored),
                    "fingerprint_examples": len(fp_scored), "evidence_entries_rendered": rendered,
                    "evidence_entries_cached": cached_before,
                    "test_examples_per_condition": len(test_scored["none"])},
