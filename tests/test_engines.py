@@ -15,7 +15,7 @@ from daemon.engines.demucs.engine import choose_excerpts
 from daemon.engines.demucs.features import FEATURE_NAMES, aggregate, excerpt_features
 from daemon.engines.demucs.separation import Separator, tiny_htdemucs, torch_device
 from daemon.engines.fingerprint import FingerprintEvidence, Match
-from daemon.engines.fusion import LIVE, Delivery, Evidence, Fusion, FusionParams, fusion_inputs, model_features
+from daemon.engines.fusion import BANDLIMIT_LIMIT, LIVE, Delivery, Evidence, Fusion, FusionParams, fusion_inputs, model_features
 from daemon.engines.logistic import LogisticModel, sigmoid
 from daemon.errors import ModelError
 from support.audio import music
@@ -227,6 +227,11 @@ def test_human_is_said_only_inside_the_human_range_and_a_fingerprint_match_is_ai
     assert (odd.label, odd.atypical) == ("uncertain", ("images_score",))
     near = fusion.combine(replace(low, fingerprint=_fingerprint(0.5, False)), LIVE)
     assert (near.label, near.atypical) == ("uncertain", ("fingerprint_logit",))
+    # a 16 kHz file (band edge 8 kHz): too narrow for the evidence to vouch for "human"
+    banded = Fusion(replace(fusion.params, human_limits={**limits, "bandlimit": BANDLIMIT_LIMIT}))
+    assert banded.combine(low, Delivery.of_band(True, 11000.0)).label == "human"
+    narrow = banded.combine(low, Delivery.of_band(False, 8000.0))
+    assert (narrow.label, narrow.atypical) == ("uncertain", ("bandlimit",))
     # a known generator's fingerprint above its own threshold: "ai", whatever the fused probability
     matched = fusion.combine(replace(low, fingerprint=_fingerprint(4.0, True)), LIVE)
     assert (matched.label, matched.matched) == ("ai", "some-generator")

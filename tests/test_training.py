@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from daemon.engines.demucs.features import FEATURE_NAMES
-from daemon.engines.fusion import LIVE, PACKAGED_FUSION, Delivery, FusionParams, fusion_inputs
+from daemon.engines.fusion import BANDLIMIT_LIMIT, LIVE, PACKAGED_FUSION, Delivery, FusionParams, fusion_inputs
 from daemon.engines.logistic import LogisticModel
 from daemon.hashing import sha256_file
 from daemon.evaluation.fusion_data import FusionData, fused_probabilities
@@ -102,7 +102,7 @@ def test_human_limits_are_the_narrowest_range_that_costs_human_music_little():
     data = FusionData(cnn, np.full(n, np.nan), [LIVE] * n, y, group, images=images)
     p = 1 / (1 + np.exp(-cnn))
     limits = choose_human_limits({"cnn+img": p}, data, 0.99, 0.5)
-    assert set(limits) == {"cnn_logit", "images_score"}
+    assert set(limits) == {"cnn_logit", "images_score", "bandlimit"} and limits["bandlimit"] == BANDLIMIT_LIMIT
     human = y == 0
     assert np.quantile(images[human], 0.9) < limits["images_score"] <= images[human].max()
     beyond = np.array([any(v > limits.get(k, np.inf) for k, v in data.typical_values(i, ("cnn", "images")).items())

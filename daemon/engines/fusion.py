@@ -50,12 +50,12 @@ class Evidence:
     demucs_logit: float | None = None
     fingerprint: FingerprintEvidence | None = None
 
-    def typical_values(self) -> dict[str, float]:
-        """Each piece of evidence on the scale the human limits are set on."""
+    def typical_values(self, delivery: Delivery) -> dict[str, float]:
+        """Each piece of evidence on the scale the human limits are set on, the band included."""
         values = {"cnn_logit": self.cnn_logit, "images_score": self.images_score,
                   "demucs_logit": self.demucs_logit,
                   "fingerprint_logit": self.fingerprint.best_logit if self.fingerprint else None}
-        return {k: float(v) for k, v in values.items() if v is not None}
+        return {**{k: float(v) for k, v in values.items() if v is not None}, "bandlimit": delivery.bandlimit}
 
 
 def decide(p: float, values: dict[str, float], match: Match | None, ai_threshold: float,
@@ -84,6 +84,13 @@ class FusionParams:
     # The highest value of each piece of evidence ("cnn_logit", "images_score", "demucs_logit",
     # "fingerprint_logit") at which "human" may still be said: the range of human calibration music.
     human_limits: dict[str, float] = field(default_factory=dict)
+    narrow_human_limits: dict[str, float] = field(default_factory=dict)   # band edge below NARROW_BAND_HZ
+
+    def limits_for(self, delivery: Delivery) -> dict[str, float]:
+        """The human limits for this delivery's band (the wide band's where no narrow ones were fitted)."""
+        if delivery.bandlimit > NARROW_BANDLIMIT and self.narrow_human_limits:
+            return self.narrow_human_limits
+        return self.human_limits
 
     def to_dict(self) -> dict:
         return {
@@ -93,6 +100,7 @@ class FusionParams:
             "demucs_correction": self.demucs_correction.to_dict(),
             "ai_threshold": self.ai_threshold, "human_threshold": self.human_threshold,
             "lossy_band": list(self.lossy_band), "human_limits": self.human_limits,
+            "narrow_human_limits": self.narrow_human_limits,
         }
 
     def logit(self, cnn_logit: float | None, demucs_logit: float | None, delivery: Delivery,
@@ -133,6 +141,7 @@ class FusionParams:
             human_threshold=float(d["human_threshold"]),
             lossy_band=(float(d["lossy_band"][0]), float(d["lossy_band"][1])),
             human_limits={k: float(v) for k, v in d.get("human_limits", {}).items()},
+            narrow_human_limits={k: float(v) for k, v in d.get("narrow_human_limits", {}).items()},
         )
 
 
@@ -141,6 +150,13 @@ def _weighs(correction: LogisticModel) -> bool:
 
 
 FULL_BAND_HZ = 20000.0
+# "human" is never said below this band edge: there (16 kHz files: low-rate generators write them)
+# the fast pass does not tell our fakes from human calibration music (the model card's band table).
+MIN_HUMAN_BAND_HZ = 9000.0
+BANDLIMIT_LIMIT = round(1.0 - MIN_HUMAN_BAND_HZ / FULL_BAND_HZ, 4)   # the human limit on `bandlimit`
+# Below this band edge (MP3 at 64 kbps, low-rate files) the human limits are the narrow band's own.
+NARROW_BAND_HZ = 14000.0
+NARROW_BANDLIMIT = round(1.0 - NARROW_BAND_HZ / FULL_BAND_HZ, 4)
 
 
 @dataclass(frozen=True)
@@ -242,8 +258,8 @@ class Fusion:
         logit, by = self.params.logit(evidence.cnn_logit, evidence.demucs_logit, delivery,
                                       evidence.images_score)
         match = evidence.fingerprint.matched if evidence.fingerprint else None
-        label, p, atypical = decide(float(sigmoid(logit)), evidence.typical_values(), match,
-                                    self.ai_threshold, self.human_threshold, self.params.human_limits)
+        label, p, atypical = decide(float(sigmoid(logit)), evidence.typical_values(delivery), match,
+                                    self.ai_threshold, self.human_threshold, self.params.limits_for(delivery))
         if match is not None:
             by += "+fingerprint"
         return Verdict(label, p, by, match.name if match else None, atypical)

@@ -49,7 +49,7 @@ class FusionData:
         values = {"cnn_logit": cnn, "images_score": images, "demucs_logit": demucs}
         if "fingerprint" in sources and not np.isnan(self.fingerprint[i]):
             values["fingerprint_logit"] = float(self.fingerprint[i])
-        return {k: v for k, v in values.items() if v is not None}
+        return {**{k: v for k, v in values.items() if v is not None}, "bandlimit": self.delivery[i].bandlimit}
 
     def match(self, i: int, sources: tuple[str, ...]) -> Match | None:
         if "fingerprint" not in sources or np.isnan(self.matched[i]):

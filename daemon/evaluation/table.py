@@ -56,7 +56,8 @@ def verdicts(params: FusionParams, data: FusionData, ai_t: float, human_t: float
             if np.isnan(probs[engine][i]):
                 continue
             labels[i], p[i], _ = decide(float(probs[engine][i]), data.typical_values(i, sources),
-                                        data.match(i, sources), ai_t, human_t, params.human_limits)
+                                        data.match(i, sources), ai_t, human_t,
+                                        params.limits_for(data.delivery[i]))
         out[engine] = (p, labels)
     known = ~np.isnan(data.fingerprint)
     if known.any():

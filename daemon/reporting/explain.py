@@ -40,7 +40,8 @@ def sentences(view: ReportView) -> list[str]:
 # How the human limits' evidence is named in words (fusion.Evidence.typical_values).
 EVIDENCE_WORDS = {"cnn_logit": "the CNN's logit", "images_score": "the decoder-image score",
                   "demucs_logit": "the Demucs residual's logit",
-                  "fingerprint_logit": "the closest generator fingerprint's logit"}
+                  "fingerprint_logit": "the closest generator fingerprint's logit",
+                  "bandlimit": "the audio's bandwidth (too narrow for the engines to tell)"}
 
 
 def _verdict_sentence(view: ReportView) -> str:
@@ -54,8 +55,8 @@ def _verdict_sentence(view: ReportView) -> str:
     elif view.atypical and p <= view.human_threshold:
         outside = " and ".join(EVIDENCE_WORDS.get(a, a) for a in view.atypical)
         where = (f"at or below the human threshold {view.human_threshold:.3g}, but {outside} "
-                 f"{'lies' if len(view.atypical) == 1 else 'lie'} outside the range of human music, "
-                 "so the models do not vouch for it")
+                 f"{'lies' if len(view.atypical) == 1 else 'lie'} outside the range in which the models "
+                 "vouch for human music")
     else:
         where = f"between the human ({view.human_threshold:.3g}) and AI ({view.ai_threshold:.3g}) thresholds"
     return f"Verdict {VERDICT_WORDS.get(view.verdict, view.verdict)}: the probability of AI is {p:.2f}, {where}."

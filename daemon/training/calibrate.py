@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..engines.demucs.features import FEATURE_NAMES
-from ..engines.fusion import FusionParams, decide, engine_features, model_features
+from ..engines.fusion import BANDLIMIT_LIMIT, NARROW_BANDLIMIT, FusionParams, decide, engine_features, model_features
 from ..engines.logistic import LogisticModel, fit_platt, sigmoid
 from ..evaluation.fusion_data import FusionData, fused_probabilities
 from ..evaluation.metrics import log_loss
@@ -212,9 +212,13 @@ def fit_fusion(data: FusionData, tracks: list[str], packages: list[str], name: s
     # explicit "demucs" mode and is reported, not tuned for.
     paths = {k: probs[k] for k in ("cnn", "cnn+img", "fused")}
     ai_t, human_t = choose_thresholds(paths, held)
-    limits = choose_human_limits(paths, held, ai_t, human_t)
+    # A codec that cuts the band below NARROW_BAND_HZ leaves its artefacts where the fingerprints
+    # and the CNN look: such music spans other ranges than wide-band music, and each tier gets its own.
+    narrow = np.array([d.bandlimit > NARROW_BANDLIMIT for d in held.delivery])
     params = replace(params, ai_threshold=ai_t, human_threshold=human_t,
-                     lossy_band=widened_band(human_t, ai_t), human_limits=limits)
+                     lossy_band=widened_band(human_t, ai_t),
+                     human_limits=choose_human_limits(paths, held, ai_t, human_t, ~narrow),
+                     narrow_human_limits=choose_human_limits(paths, held, ai_t, human_t, narrow))
     return params, FusionChecks(images_check, demucs_check)
 
 
@@ -279,25 +283,32 @@ def ai_threshold(probs, y: np.ndarray, group: list[str]) -> float:
     return round(float(np.clip(_odds_shift(top, THRESHOLD_ODDS_MARGIN), *AI_THRESHOLD_RANGE)), 4)
 
 
+MIN_LIMIT_GROUP = 30   # a codec group with fewer human examples in a band tier counts within the tier only
 HUMAN_LIMIT_QUANTILES = (0.80, 0.85, 0.90, 0.92, 0.94, 0.95, 0.96, 0.97, 0.98, 0.99, 0.995, 1.0)
 
 
-def choose_human_limits(probs: dict[str, np.ndarray], data: FusionData, ai_t: float, human_t: float
-                        ) -> dict[str, float]:
-    """The human limits: "human" is said only where every piece of evidence is at most its limit,
-    the same quantile q of human calibration music for each. The smallest q on the grid whose
-    limits leave at most CALIB_UNCERTAIN of human music "uncertain" (with what the human threshold
-    leaves there; nothing more where that is already more) in every codec group and path wins:
-    the narrower the range "human" is said in, the less an unfamiliar generator's output can fall
-    into it."""
-    human = data.y == 0
-    in_group = [human & np.array([x == g for x in data.group]) for g in sorted(set(data.group))]
+def choose_human_limits(probs: dict[str, np.ndarray], data: FusionData, ai_t: float, human_t: float,
+                        tier: np.ndarray | None = None) -> dict[str, float]:
+    """The human limits of the music in `tier` (all rows: None): "human" is said only where every
+    piece of evidence is at most its limit, the same quantile q of that human calibration music for
+    each. The smallest q on the grid whose limits leave at most CALIB_UNCERTAIN of it "uncertain"
+    (with what the human threshold leaves there; nothing more where that is already more) in every
+    codec group of at least MIN_LIMIT_GROUP examples, in the tier as a whole, and in every path wins,
+    with the fixed limit on the band (`bandlimit`, MIN_HUMAN_BAND_HZ) beside them: the narrower
+    the range "human" is said in, the less an unfamiliar generator's output can fall into it."""
+    # Music narrower than MIN_HUMAN_BAND_HZ is "uncertain" by that rule whatever the limits: it is
+    # left out of the budget, which would otherwise loosen every other limit to make room for it.
+    wide = np.array([d.bandlimit <= BANDLIMIT_LIMIT for d in data.delivery])
+    human = (data.y == 0) & wide & (np.ones(len(data.y), bool) if tier is None else tier)
+    in_group = [human] + [sel for sel in (human & np.array([x == g for x in data.group]) for g in sorted(set(data.group)))
+                          if sel.sum() >= MIN_LIMIT_GROUP]
     rows = np.nonzero(human)[0]
     sources = {"cnn": ("cnn",), "cnn+img": ("cnn", "images", "fingerprint"),
                "fused": ("cnn", "images", "fingerprint", "demucs")}
     values = {k: [data.typical_values(i, sources[k]) for i in range(len(data.y))] for k in probs}
     every = [data.typical_values(i, sources["fused"]) for i in range(len(data.y))]
-    names = sorted({n for i in rows for n in every[i]})
+    names = sorted({n for i in rows for n in every[i]} - {"bandlimit"})
+    band = {"bandlimit": BANDLIMIT_LIMIT}
 
     def uncertain(limits: dict[str, float]) -> list[float]:
         shares = []
@@ -309,11 +320,11 @@ def choose_human_limits(probs: dict[str, np.ndarray], data: FusionData, ai_t: fl
                                                         ai_t, human_t, limits)[0] == "uncertain" for i in idx])))
         return shares
 
-    base = uncertain({})
-    limits: dict[str, float] = {}
+    base = uncertain(band)
+    limits: dict[str, float] = band
     for q in HUMAN_LIMIT_QUANTILES:
-        limits = {n: round(float(np.quantile([every[i][n] for i in rows if n in every[i]], q, method="higher")), 4)
-                  for n in names}
+        limits = {**{n: round(float(np.quantile([every[i][n] for i in rows if n in every[i]], q, method="higher")), 4)
+                     for n in names}, **band}
         if all(a <= max(b, CALIB_UNCERTAIN) for a, b in zip(uncertain(limits), base)):
             break
     return limits

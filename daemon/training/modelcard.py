@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from ..engines.fusion import FusionParams
+from ..engines.fusion import BANDLIMIT_LIMIT, MIN_HUMAN_BAND_HZ, NARROW_BAND_HZ, FusionParams
 from ..evaluation.codecs import EVAL_CONDITIONS
 from ..hashing import sha256_file
 from .calibrate import (AI_THRESHOLD_RANGE, CALIB_UNCERTAIN, HUMAN_THRESHOLD_MAX, HUMAN_THRESHOLD_UNCERTAIN,
@@ -28,6 +28,7 @@ def write_model_card(out_dir: Path, metrics: dict, table: str, fusion: FusionPar
     prints = "\n".join(f"| {name} | {f['train_positive']} of {f['train_examples']} | {f['calib_auc']:.3f} | "
                         f"{f['threshold']} | {f['calib_human_fp']:.3f} |" for name, f in metrics["fingerprints"].items())
     limits = ", ".join(f"`{k}` <= {v}" for k, v in fusion.human_limits.items()) or "none"
+    narrow_limits = ", ".join(f"`{k}` <= {v}" for k, v in fusion.narrow_human_limits.items()) or "as wide-band"
     demucs_on_real = _demucs_on_real(metrics["table"])
     splits = "\n".join(
         f"| {name} | {', '.join(d['packages'])} | {d['tracks']} | {d['minutes']} |" for name, d in data.items())
@@ -53,6 +54,8 @@ def write_model_card(out_dir: Path, metrics: dict, table: str, fusion: FusionPar
     tail = "\n".join(f"| {t['track']} | {t['n']} | {t['mean_p']:.3f} | {t['max_p']:.3f} |"
                      for t in metrics["calib_human_tail"])
     cnn_path = _cnn_path_text(metrics["cnn_path"])
+    band_text = "; ".join(f"band edge {b['band']}: AUC {b['auc']:.2f} on {b['n_human']} human and {b['n_ai']} AI-like "
+                          "examples" for b in metrics["calib_band_auc"])
     checks = metrics["correction_checks"]
     corrections = "\n".join(_correction_text(source, checks[source]) for source in ("images", "demucs"))
     percentile = f"{100 * (1 - MAX_HUMAN_FP):.0f}"
@@ -90,7 +93,8 @@ generators we do not have is measured by the team, not here.
   excerpt per training example; the daemon averages over 3).
 - `fusion.json`: logistic fusion (CNN-only in the form chosen below, Demucs-only, and corrections
   for the image score and the Demucs evidence over the evidence and the codec history), thresholds
-  ai >= {fusion.ai_threshold}, human <= {fusion.human_threshold}, and the human limits ({limits}):
+  ai >= {fusion.ai_threshold}, human <= {fusion.human_threshold}, and the human limits ({limits}; with
+  a band edge below {NARROW_BAND_HZ / 1000:g} kHz: {narrow_limits}):
   "human" only where p is at most its threshold and every piece of evidence at most its limit;
   auto mode also runs Demucs on lossy input whose fast-pass probability lies in {list(fusion.lossy_band)}.
 - `human_reference.json`: statistics of the human training and calibration music (never its audio):
@@ -199,10 +203,15 @@ whole tracks set it. The human threshold ({fusion.human_threshold}) is the worst
 {100 * (1 - HUMAN_THRESHOLD_UNCERTAIN):.1f}th percentile likewise, but never above {HUMAN_THRESHOLD_MAX}: where that
 percentile lies higher, human music overlaps the fakes, and the overlap is left "uncertain" rather
 than fakes in it being called "human" with a probability that says "ai". On top, "human" needs every
-piece of evidence inside the human limits ({limits}): the narrowest range, as one quantile of human
+piece of evidence inside the human limits: the narrowest range, as one quantile of human
 calibration music for every piece of evidence, that leaves at most {100 * CALIB_UNCERTAIN:.0f} % of it
 "uncertain" in any codec group, threshold and limits together (below the {100 * MAX_HUMAN_UNCERTAIN:.0f} % promised, for music
-calibration did not see). The human tracks the fast pass scores highest, over all their
+calibration did not see). Music whose band edge lies below {NARROW_BAND_HZ / 1000:g} kHz (MP3 at 64 kbps,
+low-rate files) gets limits of its own: a codec that cuts there leaves its artefacts where the
+fingerprints and the CNN look, so one range for all bands would be too wide for wide-band music.
+Below {MIN_HUMAN_BAND_HZ / 1000:g} kHz (`bandlimit` > {BANDLIMIT_LIMIT}: 16 kHz files, as low-rate generators
+write them) "human" is never said: there the fast pass does not tell our fakes from human calibration music
+({band_text}). The human tracks the fast pass scores highest, over all their
 examples:
 
 | calibration track | n | mean p | max p |

@@ -22,7 +22,7 @@ from ..engines.cnn import CnnEngine, CnnModelMeta, CnnNet, NetConfig, save_cnn
 from ..engines.demucs.engine import DemucsEngine
 from ..engines.demucs.features import FEATURE_NAMES
 from ..engines.demucs.separation import Separator, load_htdemucs
-from ..engines.fusion import FusionParams
+from ..engines.fusion import MIN_HUMAN_BAND_HZ, NARROW_BAND_HZ, FusionParams
 from ..engines.logistic import fit_platt
 from ..errors import ModelError
 from ..evaluation.codecs import EVAL_CONDITIONS
@@ -258,7 +258,7 @@ def run_training(out_dir: Path, work_dir: Path, corpora_dir: Path, demucs_weight
             f"log-loss {check.logloss_corrected:.4f} against {check.logloss_before:.4f} without it "
             f"({check.rows} examples, {check.groups} {check.unit}s)")
     log(f"  thresholds: ai >= {fusion.ai_threshold}, human <= {fusion.human_threshold}; "
-        f"lossy band {fusion.lossy_band}; human limits {fusion.human_limits}")
+        f"lossy band {fusion.lossy_band}; human limits {fusion.human_limits}, narrow band {fusion.narrow_human_limits}")
 
     log("8/8 held-out evaluation")
     by_condition = {c: calibrate.fusion_data(s, platt, head) for c, s in test_scored.items()}
@@ -271,6 +271,7 @@ def run_training(out_dir: Path, work_dir: Path, corpora_dir: Path, demucs_weight
     log(table)
     holdout = {c: _family_recall(fusion, test_scored[c], by_condition[c]) for c in test_scored}
     human_tail = _human_tail(fusion, calib_scored, calib_data)
+    band_auc = _band_auc(fusion, calib_scored, calib_data)
     feature_aucs = _feature_aucs([s for s in calib_scored + head_scored if s.features])
     real_feature_aucs = {c: _feature_aucs([s for s in ss if s.features and (s.label == 0 or s.family in real_names)])
                          for c, ss in test_scored.items()}
@@ -290,6 +291,7 @@ def run_training(out_dir: Path, work_dir: Path, corpora_dir: Path, demucs_weight
     timings["total_s"] = time.perf_counter() - started
     metrics = {
         "table": [r.to_dict() for r in rows], "family_recall": holdout, "calib_human_tail": human_tail,
+        "calib_band_auc": band_auc,
         "cnn_path": cnn_path.to_dict(),
         "correction_checks": {"images": checks.images.to_dict(), "demucs": checks.demucs.to_dict()},
         "feature_auc": feature_aucs, "real_feature_auc": real_feature_aucs,
@@ -421,6 +423,23 @@ def _human_tail(fusion: FusionParams, scored: list[Scored], data: FusionData,
     worst = sorted(by_track.items(), key=lambda kv: -max(kv[1]))[:top]
     return [{"track": name, "n": len(ps), "mean_p": round(float(np.mean(ps)), 4),
              "max_p": round(max(ps), 4)} for name, ps in worst]
+
+
+BAND_TIERS_HZ = ((0.0, MIN_HUMAN_BAND_HZ), (MIN_HUMAN_BAND_HZ, NARROW_BAND_HZ), (NARROW_BAND_HZ, float("inf")))
+
+
+def _band_auc(fusion: FusionParams, scored: list[Scored], data: FusionData) -> list[dict]:
+    """The fast pass's ROC AUC on calibration music per band tier: where the evidence separates."""
+    probs = verdicts(fusion, data, fusion.ai_threshold, fusion.human_threshold)["cnn+img"][0]
+    band = np.array([s.bandwidth_hz for s in scored])
+    out = []
+    for lo, hi in BAND_TIERS_HZ:
+        sel = (band >= lo) & (band < hi)
+        name = f"below {hi / 1000:g} kHz" if lo == 0 else f"{lo / 1000:g} kHz and up" if hi == float("inf") \
+            else f"{lo / 1000:g}-{hi / 1000:g} kHz"
+        out.append({"band": name, "n_human": int((sel & (data.y == 0)).sum()), "n_ai": int((sel & (data.y == 1)).sum()),
+                    "auc": round(roc_auc(data.y[sel], probs[sel]), 4)})
+    return out
 
 
 def _feature_aucs(scored: list[Scored]) -> dict[str, float]:
