@@ -82,7 +82,8 @@ class FusionParams:
     human_threshold: float
     lossy_band: tuple[float, float]   # auto mode: with lossy input, run Demucs for fast-pass p inside this
     # The highest value of each piece of evidence ("cnn_logit", "images_score", "demucs_logit",
-    # "fingerprint_logit") at which "human" may still be said: the range of human calibration music.
+    # "fingerprint_logit") at which "human" may still be said: the range of human calibration music;
+    # and "bandlimit", fixed at BANDLIMIT_LIMIT.
     human_limits: dict[str, float] = field(default_factory=dict)
     narrow_human_limits: dict[str, float] = field(default_factory=dict)   # band edge below NARROW_BAND_HZ
 

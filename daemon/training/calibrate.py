@@ -298,8 +298,8 @@ def choose_human_limits(probs: dict[str, np.ndarray], data: FusionData, ai_t: fl
     the range "human" is said in, the less an unfamiliar generator's output can fall into it."""
     # Music narrower than MIN_HUMAN_BAND_HZ is "uncertain" by that rule whatever the limits: it is
     # left out of the budget, which would otherwise loosen every other limit to make room for it.
-    wide = np.array([d.bandlimit <= BANDLIMIT_LIMIT for d in data.delivery])
-    human = (data.y == 0) & wide & (np.ones(len(data.y), bool) if tier is None else tier)
+    vouchable = np.array([d.bandlimit <= BANDLIMIT_LIMIT for d in data.delivery])
+    human = (data.y == 0) & vouchable & (np.ones(len(data.y), bool) if tier is None else tier)
     in_group = [human] + [sel for sel in (human & np.array([x == g for x in data.group]) for g in sorted(set(data.group)))
                           if sel.sum() >= MIN_LIMIT_GROUP]
     rows = np.nonzero(human)[0]

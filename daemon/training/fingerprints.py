@@ -46,8 +46,8 @@ def fit_generator(name: str, description: str, train: list[Scored], calib: list[
                           model.intercept * a + b)
     p = sigmoid(model.logit(cx))
     human = np.array([s.label == 0 for s in calib])
-    held = list(calib) + list(conditions)
-    threshold = ai_threshold([sigmoid(model.logit(_xy(held, name)[0]))], np.array([s.label for s in held]),
+    under = sigmoid(model.logit(_xy(list(conditions), name)[0])) if conditions else np.zeros(0)
+    threshold = ai_threshold([np.r_[p, under]], np.array([s.label for s in [*calib, *conditions]]),
                              codec_groups(calib) + codec_groups(list(conditions), by_condition=True))
     mine = cy == 1
     auc = roc_auc(np.r_[np.ones(mine.sum()), np.zeros(human.sum())], np.r_[p[mine], p[human]])

@@ -270,8 +270,9 @@ def run_training(out_dir: Path, work_dir: Path, corpora_dir: Path, demucs_weight
     table = format_table(rows)
     log(table)
     holdout = {c: _family_recall(fusion, test_scored[c], by_condition[c]) for c in test_scored}
-    human_tail = _human_tail(fusion, calib_scored, calib_data)
-    band_auc = _band_auc(fusion, calib_scored, calib_data)
+    calib_fast_p = verdicts(fusion, calib_data, fusion.ai_threshold, fusion.human_threshold)["cnn+img"][0]
+    human_tail = _human_tail(calib_scored, calib_fast_p)
+    band_auc = _band_auc(calib_scored, calib_data.y, calib_fast_p)
     feature_aucs = _feature_aucs([s for s in calib_scored + head_scored if s.features])
     real_feature_aucs = {c: _feature_aucs([s for s in ss if s.features and (s.label == 0 or s.family in real_names)])
                          for c, ss in test_scored.items()}
@@ -411,11 +412,9 @@ def _family_recall(fusion: FusionParams, scored: list[Scored], data: FusionData)
     return out
 
 
-def _human_tail(fusion: FusionParams, scored: list[Scored], data: FusionData,
-                top: int = 5) -> list[dict]:
+def _human_tail(scored: list[Scored], probs: np.ndarray, top: int = 5) -> list[dict]:
     """The calibration split's human tracks the fast pass (CNN and image score) finds most AI-like:
     the ones that set the ai threshold (a few whole tracks, not scattered examples, sit at the top)."""
-    probs = verdicts(fusion, data, fusion.ai_threshold, fusion.human_threshold)["cnn+img"][0]
     by_track: dict[str, list[float]] = {}
     for s, p in zip(scored, probs):
         if s.label == 0:
@@ -428,17 +427,16 @@ def _human_tail(fusion: FusionParams, scored: list[Scored], data: FusionData,
 BAND_TIERS_HZ = ((0.0, MIN_HUMAN_BAND_HZ), (MIN_HUMAN_BAND_HZ, NARROW_BAND_HZ), (NARROW_BAND_HZ, float("inf")))
 
 
-def _band_auc(fusion: FusionParams, scored: list[Scored], data: FusionData) -> list[dict]:
+def _band_auc(scored: list[Scored], y: np.ndarray, probs: np.ndarray) -> list[dict]:
     """The fast pass's ROC AUC on calibration music per band tier: where the evidence separates."""
-    probs = verdicts(fusion, data, fusion.ai_threshold, fusion.human_threshold)["cnn+img"][0]
     band = np.array([s.bandwidth_hz for s in scored])
     out = []
     for lo, hi in BAND_TIERS_HZ:
         sel = (band >= lo) & (band < hi)
         name = f"below {hi / 1000:g} kHz" if lo == 0 else f"{lo / 1000:g} kHz and up" if hi == float("inf") \
             else f"{lo / 1000:g}-{hi / 1000:g} kHz"
-        out.append({"band": name, "n_human": int((sel & (data.y == 0)).sum()), "n_ai": int((sel & (data.y == 1)).sum()),
-                    "auc": round(roc_auc(data.y[sel], probs[sel]), 4)})
+        out.append({"band": name, "n_human": int((sel & (y == 0)).sum()), "n_ai": int((sel & (y == 1)).sum()),
+                    "auc": round(roc_auc(y[sel], probs[sel]), 4)})
     return out
 
 
