@@ -12,7 +12,8 @@ import soundfile as sf
 from scipy.signal import butter, correlate, sosfiltfilt, welch
 
 from daemon.evaluation.codecs import (
-    AAC_BITRATES, EVAL_CONDITIONS, MP3_BITRATES, OPUS_BITRATES, CodecSpec, apply_codec, encode_file,
+    AAC_BITRATES, CONDITIONS, EVAL_CONDITIONS, MP3_BITRATES, OPUS_BITRATES, PCM16, CodecSpec, apply_codec,
+    encode_file,
 )
 from daemon.training.examples import random_codec
 from support.audio import music
@@ -97,6 +98,18 @@ def test_none_is_identity(x):
     assert y is not x
 
 
+def test_pcm16_is_dithered_16_bit(x):
+    y = apply_codec(x, RATE, PCM16)
+    steps = y * 32768
+    np.testing.assert_array_equal(steps, np.round(steps))          # on the 16-bit grid
+    error = y - x
+    assert 0.3 < np.std(error) * 32768 < 0.9                       # TPDF: 1/sqrt(6) LSB of noise
+    silence = apply_codec(np.zeros((2, RATE), np.float32), RATE, PCM16)
+    assert 0 < np.abs(silence).max() <= 1 / 32768                 # dither keeps the floor alive
+    np.testing.assert_array_equal(apply_codec(x, RATE, PCM16), y)  # and renders the same every time
+    assert not PCM16.lossy and CodecSpec("mp3", 64).lossy
+
+
 def test_rejects_non_stereo():
     with pytest.raises(ValueError):
         apply_codec(np.zeros(1000, np.float32), RATE, CodecSpec("mp3", 128))
@@ -109,11 +122,14 @@ def test_encode_file_writes_a_real_file(tmp_path, spec):
     x = music(1.0, RATE)
     path = encode_file(x, RATE, spec, tmp_path / "cond.wav")
     assert path.exists() and path.stat().st_size > 1000
-    assert path.suffix == {"none": ".wav", "mp3": ".mp3", "aac": ".m4a", "opus": ".opus"}[spec.codec]
-    if spec.codec == "none":
+    assert path.suffix == {"none": ".wav", "pcm16": ".wav", "mp3": ".mp3", "aac": ".m4a",
+                           "opus": ".opus"}[spec.codec]
+    if not spec.lossy:
         data, rate = sf.read(path, dtype="float32", always_2d=True)
         assert rate == RATE and data.shape == (x.shape[1], 2)
-        np.testing.assert_allclose(data.T, x, atol=1e-6)
+        assert sf.info(str(path)).subtype == ("PCM_16" if spec == PCM16 else "PCM_24")
+        # the file holds exactly what the in-memory condition gives
+        np.testing.assert_allclose(data.T, apply_codec(x, RATE, spec), atol=1e-6)
         return
     with av.open(str(path)) as container:
         stream = container.streams.audio[0]
@@ -125,7 +141,8 @@ def test_encode_file_writes_a_real_file(tmp_path, spec):
 
 def test_codec_spec_labels_and_validation():
     labels = [s.label() for s in EVAL_CONDITIONS]
-    assert labels == ["none", "mp3-320", "mp3-128", "mp3-64", "aac-128", "opus-64"]
+    assert labels == ["none", "pcm16", "mp3-320", "mp3-128", "mp3-64", "aac-128", "opus-64"]
+    assert list(CONDITIONS) == ["as-given", *labels[1:]]
     with pytest.raises(ValueError):
         CodecSpec("flac", 0)
     with pytest.raises(ValueError):
@@ -138,11 +155,13 @@ def test_random_codec_ranges_and_shares():
     rng = np.random.default_rng(7)
     draws = [random_codec(rng) for _ in range(6000)]
     counts = Counter(d.codec for d in draws)
-    assert abs(counts["none"] / len(draws) - 0.35) < 0.025
-    lossy = len(draws) - counts["none"]
+    assert abs((counts["none"] + counts["pcm16"]) / len(draws) - 0.35) < 0.025
+    assert abs(counts["pcm16"] / (counts["none"] + counts["pcm16"]) - 0.5) < 0.05
+    lossy = len(draws) - counts["none"] - counts["pcm16"]
     for codec, share in (("mp3", 0.4), ("aac", 0.3), ("opus", 0.3)):
         assert abs(counts[codec] / lossy - share) < 0.03
-    allowed = {"mp3": set(MP3_BITRATES), "aac": set(AAC_BITRATES), "opus": set(OPUS_BITRATES), "none": {0}}
+    allowed = {"mp3": set(MP3_BITRATES), "aac": set(AAC_BITRATES), "opus": set(OPUS_BITRATES), "none": {0},
+               "pcm16": {0}}
     for d in draws:
         assert d.bitrate_kbps in allowed[d.codec]
     assert min(AAC_BITRATES) == 96 and max(AAC_BITRATES) == 256
@@ -157,14 +176,14 @@ def test_random_codec_reproducible_and_share_respected():
     rng1, rng2 = np.random.default_rng(5), np.random.default_rng(5)
     assert [random_codec(rng1) for _ in range(50)] == [random_codec(rng2) for _ in range(50)]
     rng = np.random.default_rng(1)
-    assert all(random_codec(rng, lossless_share=0.0).codec != "none" for _ in range(200))
-    assert all(random_codec(rng, lossless_share=1.0).codec == "none" for _ in range(20))
+    assert all(random_codec(rng, lossless_share=0.0).lossy for _ in range(200))
+    assert all(not random_codec(rng, lossless_share=1.0).lossy for _ in range(20))
 
 
 def test_random_codec_can_favour_low_bitrates():
     rng = np.random.default_rng(3)
     draws = [random_codec(rng, favour_low_bitrates=True) for _ in range(6000)]
-    assert abs(sum(d.codec == "none" for d in draws) / len(draws) - 0.35) < 0.025
+    assert abs(sum(not d.lossy for d in draws) / len(draws) - 0.35) < 0.025
     mp3 = Counter(d.bitrate_kbps for d in draws if d.codec == "mp3")
     share_64 = mp3[64] / sum(mp3.values())
     assert 0.27 < share_64 < 0.37          # 1/kbps^2: about a third of MP3 draws

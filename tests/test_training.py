@@ -342,7 +342,7 @@ def test_quick_training_run_produces_loadable_models_and_a_model_card(real_weigh
     assert "autoencoder (transfer)" not in card
     metrics = json.loads((out / "metrics.json").read_text())
     conditions = {r["condition"] for r in metrics["table"]}
-    assert conditions == {"none", "mp3-320", "mp3-128", "mp3-64", "aac-128", "opus-64"}
+    assert conditions == {"none", "pcm16", "mp3-320", "mp3-128", "mp3-64", "aac-128", "opus-64"}
     # three kinds of rows in every condition: our fakes, real generator output, transfer families
     assert {(r["kind"], r["condition"]) for r in metrics["table"]} == {
         (k, c) for k in ("fakes", "real", "transfer") for c in conditions}

@@ -15,7 +15,7 @@ from .learn import LEARN_CONDITIONS
 
 
 def add_parser(sub) -> None:
-    from ..learning.features import CONDITIONS
+    from ..evaluation.codecs import CONDITIONS
 
     p = sub.add_parser("calibrate", help="set the thresholds on your own human music")
     p.add_argument("--human", type=Path, action="append", required=True, metavar="DIR",

@@ -16,14 +16,14 @@ from pathlib import Path
 from ..config import load_config
 from .common import add_preset_argument, apply_threads
 
-CONDITION_NAMES = ("as-given", "mp3-320", "mp3-128", "mp3-64", "aac-128", "opus-64")
-
 
 def add_parser(sub) -> None:
+    from ..evaluation.codecs import CONDITIONS
+
     p = sub.add_parser("eval", help="measure accuracy on labelled folders of human and AI music")
     p.add_argument("--human", type=Path, required=True, help="folder of human-made music")
     p.add_argument("--ai", type=Path, required=True, help="folder of AI-generated music")
-    p.add_argument("--conditions", nargs="+", choices=CONDITION_NAMES, default=list(CONDITION_NAMES),
+    p.add_argument("--conditions", nargs="+", choices=list(CONDITIONS), default=list(CONDITIONS),
                    help="codec conditions to apply (default: all)")
     p.add_argument("--engines", choices=("both", "cnn"), default="both",
                    help="cnn: skip the Demucs engine (minutes instead of hours for large sets)")
@@ -38,14 +38,14 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from ..analysis import Analyzer
-    from ..evaluation.codecs import EVAL_CONDITIONS
+    from ..evaluation.codecs import CONDITIONS
     from ..evaluation.table import evaluate_folders, folder_items, format_table
 
     overrides = {"engines": {"demucs_excerpts": args.demucs_excerpts}} if args.demucs_excerpts else None
     cfg = load_config(args.preset, overrides)
     apply_threads(cfg)
     items = folder_items(args.human, args.ai, cfg.watch.patterns, cfg.watch.ignore, args.limit)
-    chosen = [c for c, name in zip(EVAL_CONDITIONS, CONDITION_NAMES) if name in args.conditions]
+    chosen = [spec for name, spec in CONDITIONS.items() if name in args.conditions]
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)

@@ -10,11 +10,11 @@ from ..config.load import thresholds_path
 from ..errors import UsageError
 from .common import add_preset_argument
 
-LEARN_CONDITIONS = ("as-given", "mp3-128", "mp3-64", "aac-128", "opus-64")
+LEARN_CONDITIONS = ("as-given", "pcm16", "mp3-128", "mp3-64", "aac-128", "opus-64")
 
 
 def add_parser(sub) -> None:
-    from ..learning.features import CONDITIONS
+    from ..evaluation.codecs import CONDITIONS
 
     p = sub.add_parser("learn", help="fit a model pack for a new generator from examples of its output")
     p.add_argument("--ai", type=Path, action="append", required=True, metavar="DIR",

@@ -1,8 +1,10 @@
-"""Real lossy codecs (MP3, AAC, Opus) applied in memory, time-aligned with their input, or
-written as files: the codec conditions of `aimusicd eval`, `learn` and `calibrate`, and of
+"""Real lossy codecs (MP3, AAC, Opus) and 16-bit PCM applied in memory, time-aligned with their
+input, or written as files: the codec conditions of `aimusicd eval`, `learn` and `calibrate`, and of
 training's examples (training/examples.py draws their settings). The round trip goes through the
 real encoders (PyAV: libmp3lame, FFmpeg's aac, libopus) because their band limits, pre-echo and
-quantisation are exactly what a detector meets in the wild.
+quantisation are exactly what a detector meets in the wild. A 16-bit lossless file (a CD master,
+most FLAC) is a condition of its own: its quantisation floor is what a quiet master's top octave
+is made of once the analyser normalises its level.
 
 Alignment: the demuxers already remove each codec's delay, so output sample i matches input sample
 i (cross-correlation peak at lag 0, checked in tests/test_codecs.py). Measured here at 44.1 kHz:
@@ -17,6 +19,7 @@ i (cross-correlation peak at lag 0, checked in tests/test_codecs.py). Measured h
 from __future__ import annotations
 
 import io
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,34 +55,47 @@ _FORMATS = {
 
 @dataclass(frozen=True)
 class CodecSpec:
-    codec: str          # "none" | "mp3" | "aac" | "opus"
-    bitrate_kbps: int   # 0 for "none"
+    codec: str          # "none" | "pcm16" | "mp3" | "aac" | "opus"
+    bitrate_kbps: int   # 0 for the lossless ones
 
     def __post_init__(self) -> None:
-        if self.codec == "none":
+        if self.codec in LOSSLESS:
             if self.bitrate_kbps != 0:
-                raise ValueError("codec 'none' takes bitrate 0")
+                raise ValueError(f"codec {self.codec!r} takes bitrate 0")
         elif self.codec not in _FORMATS:
             raise ValueError(f"unknown codec {self.codec!r}")
         elif not 8 <= self.bitrate_kbps <= 512:
             raise ValueError(f"implausible bitrate {self.bitrate_kbps} kbps")
 
+    @property
+    def lossy(self) -> bool:
+        return self.codec not in LOSSLESS
+
     def label(self) -> str:
-        return "none" if self.codec == "none" else f"{self.codec}-{self.bitrate_kbps}"
+        return self.codec if self.codec in LOSSLESS else f"{self.codec}-{self.bitrate_kbps}"
+
+    def condition_name(self) -> str:
+        """The name `aimusicd eval`, `learn` and `calibrate` give the condition."""
+        return "as-given" if self == NONE else self.label()
 
 
-NONE = CodecSpec("none", 0)
+LOSSLESS = ("none", "pcm16")
+NONE = CodecSpec("none", 0)      # float or 24-bit: no quantisation a detector could hear
+PCM16 = CodecSpec("pcm16", 0)    # 16-bit with TPDF dither, as mastering writes it
 EVAL_CONDITIONS: tuple[CodecSpec, ...] = (
-    NONE, CodecSpec("mp3", 320), CodecSpec("mp3", 128), CodecSpec("mp3", 64),
+    NONE, PCM16, CodecSpec("mp3", 320), CodecSpec("mp3", 128), CodecSpec("mp3", 64),
     CodecSpec("aac", 128), CodecSpec("opus", 64),
 )
+CONDITIONS: dict[str, CodecSpec] = {c.condition_name(): c for c in EVAL_CONDITIONS}
 
 
 def apply_codec(x: np.ndarray, rate: int, spec: CodecSpec) -> np.ndarray:
     """Encode and decode stereo x; float32 (2, N) at `rate`, aligned with x sample for sample."""
     x = _check(x)
-    if spec.codec == "none":
+    if spec == NONE:
         return x
+    if spec == PCM16:
+        return (_pcm16(x) / np.float32(32768)).astype(np.float32)
     data, work_rate = _encode(x, rate, spec)
     y = resample(_decode(data), work_rate, rate)
     n = x.shape[1]
@@ -90,12 +106,15 @@ def apply_codec(x: np.ndarray, rate: int, spec: CodecSpec) -> np.ndarray:
 
 def encode_file(x: np.ndarray, rate: int, spec: CodecSpec, path: Path) -> Path:
     """Write the codec condition as a user would have the file; the suffix follows the codec
-    (a 24-bit WAV for "none"). Returns the path written."""
+    (a 24-bit WAV for "none", a 16-bit one for "pcm16"). Returns the path written."""
     x = _check(x)
     path = Path(path)
-    if spec.codec == "none":
+    if not spec.lossy:
         path = path.with_suffix(".wav")
-        sf.write(path, x.T, rate, subtype="PCM_24")
+        if spec == PCM16:
+            sf.write(path, _pcm16(x).T, rate, subtype="PCM_16")   # int16 is written exactly
+        else:
+            sf.write(path, x.T, rate, subtype="PCM_24")
         return path
     data, _ = _encode(x, rate, spec)
     path = path.with_suffix(_FORMATS[spec.codec].suffix)
@@ -110,6 +129,14 @@ def _check(x: np.ndarray) -> np.ndarray:
     if x.ndim != 2 or x.shape[0] != 2 or x.shape[1] == 0:
         raise ValueError(f"expected stereo audio of shape (2, samples), got {x.shape}")
     return np.clip(x, -1.0, 1.0).astype(np.float32, copy=False)
+
+
+def _pcm16(x: np.ndarray) -> np.ndarray:
+    """x as int16 with triangular dither of +-1 LSB, seeded by the samples: a condition renders the
+    same file every time, and no two pieces of music share their dither."""
+    rng = np.random.default_rng(zlib.crc32(x.tobytes()))
+    dither = rng.random(x.shape, np.float32) - rng.random(x.shape, np.float32)
+    return np.clip(np.round(x * np.float32(32768) + dither), -32768, 32767).astype(np.int16)
 
 
 def _encode(x: np.ndarray, rate: int, spec: CodecSpec) -> tuple[bytes, int]:

@@ -13,7 +13,7 @@ from ..audio import load_audio
 from ..engines.fusion import Delivery, Fusion, FusionParams, decide
 from ..errors import AimusicError, ModelError, UsageError
 from ..files import audio_files_in
-from .codecs import CodecSpec, encode_file
+from .codecs import NONE, CodecSpec, encode_file
 from .fusion_data import ENGINE_SETS, FusionData, fused_probabilities
 from .metrics import Scores, score_all
 
@@ -141,7 +141,7 @@ def evaluate_folders(analyzer: Analyzer, items: list[FolderItem], conditions: li
         rows, failures = [], 0
         for n, item in enumerate(items):
             try:
-                path = item.path if condition.codec == "none" else _encoded(item.path, condition, work)
+                path = item.path if condition == NONE else _encoded(item.path, condition, work)
                 report = analyzer.analyze(path, mode)
             except ModelError:
                 raise                      # no file can be analysed: stop at once
@@ -150,7 +150,7 @@ def evaluate_folders(analyzer: Analyzer, items: list[FolderItem], conditions: li
                 log(f"  skipped: {exc}")
                 continue
             if on_report is not None:
-                on_report(_name(condition), item, report)
+                on_report(condition.condition_name(), item, report)
             demucs = report.demucs.logit if report.demucs.ran else np.nan
             fp = report.fingerprint
             best = fp.best_logit if fp and fp.best_logit is not None else np.nan
@@ -161,18 +161,14 @@ def evaluate_folders(analyzer: Analyzer, items: list[FolderItem], conditions: li
                 log(f"  {condition.label()}: {n + 1}/{len(items)}")
         if rows:
             c, d, deliveries, y, images, best, matched = zip(*rows)
-            by_condition[_name(condition)] = FusionData(np.array(c), np.array(d, float), list(deliveries),
+            by_condition[condition.condition_name()] = FusionData(np.array(c), np.array(d, float), list(deliveries),
                                                         np.array(y), [condition.codec] * len(y),
                                                         images=np.array(images),
                                                         fingerprint=np.array(best, float),
                                                         matched=np.array(matched, float))
-        log(f"{_name(condition)}: {len(rows)} files analysed, {failures} failed")
+        log(f"{condition.condition_name()}: {len(rows)} files analysed, {failures} failed")
     fusion = analyzer.fusion
     return evaluate(fusion.params, by_condition, fusion.ai_threshold, fusion.human_threshold, kind="given")
-
-
-def _name(condition: CodecSpec) -> str:
-    return "as-given" if condition.codec == "none" else condition.label()
 
 
 def _encoded(path: Path, condition: CodecSpec, work: Path) -> Path:

@@ -34,14 +34,12 @@ from ..engines.fingerprint import long_term_spectrum
 from ..errors import AudioError, UsageError
 from ..files import audio_files_in, replaced
 from ..hashing import sha256_file
-from ..evaluation.codecs import EVAL_CONDITIONS, NONE, CodecSpec, apply_codec
+from ..evaluation.codecs import CONDITIONS, NONE, apply_codec
 
 EXCERPT_S = 30.0
 MAX_EXCERPTS = 12
 FEATURES_VERSION = 2       # bump when what is measured changes: old cache entries are then unused
 # (2: the CNN's track embedding beside its logit)
-CONDITIONS: dict[str, CodecSpec] = {
-    ("as-given" if c.codec == "none" else c.label()): c for c in EVAL_CONDITIONS}
 
 
 @dataclass(frozen=True)
@@ -179,8 +177,8 @@ def _measure(path: Path, conditions: list[str], cnn_weights: str | None) -> dict
             x = apply_codec(audio.samples[:, a:b], rate, spec) if spec != NONE else audio.samples[:, a:b].copy()
             x = normalise_level(np.ascontiguousarray(x, dtype=np.float32))
             mono = x.mean(axis=0)
-            lossy_container = spec != NONE or audio.info.lossy
-            info = AudioInfo(str(path), audio.info.container, spec.codec if spec != NONE else audio.info.codec,
+            lossy_container = spec.lossy or audio.info.lossy
+            info = AudioInfo(str(path), audio.info.container, spec.codec if spec.lossy else audio.info.codec,
                              lossy_container, audio.info.sample_rate if spec == NONE else rate,
                              2, length, 0)
             codec = codec_history(mono, rate, info)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..audio import ENGINE_RATE, resample
-from ..evaluation.codecs import AAC_BITRATES, MP3_BITRATES, NONE, OPUS_BITRATES, CodecSpec, apply_codec
+from ..evaluation.codecs import AAC_BITRATES, MP3_BITRATES, NONE, OPUS_BITRATES, PCM16, CodecSpec, apply_codec
 from .corpora import Track
 from .fakes import make_fake
 
@@ -42,13 +42,14 @@ class Item:
 
 def random_codec(rng: np.random.Generator, lossless_share: float = 0.35,
                  favour_low_bitrates: bool = False) -> CodecSpec:
-    """Fresh settings per example: lossless with p=lossless_share, otherwise MP3 / AAC / Opus
+    """Fresh settings per example: lossless with p=lossless_share (half of it as 16-bit PCM, whose
+    quantisation floor must not read as a fingerprint), otherwise MP3 / AAC / Opus
     about 40 / 30 / 30 with a bitrate drawn uniformly from that codec's range, or, with
     favour_low_bitrates, with p proportional to 1/kbps^2 (MP3 64 kbps about a third of MP3 draws,
     320 kbps about 1 %): training spends its examples where the fingerprint is hardest to keep,
     while lossless examples still stand for the top of the range."""
     if rng.random() < lossless_share:
-        return NONE
+        return PCM16 if rng.random() < 0.5 else NONE
     codec = str(rng.choice(("mp3", "aac", "opus"), p=(0.4, 0.3, 0.3)))
     rates = np.array({"mp3": MP3_BITRATES, "aac": AAC_BITRATES, "opus": OPUS_BITRATES}[codec])
     if favour_low_bitrates:

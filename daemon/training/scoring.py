@@ -49,7 +49,7 @@ class Scored:
 
 def _info(item: Item, samples: int) -> AudioInfo:
     """What the loader would report for the delivered file."""
-    lossy = item.codec.codec != "none"
+    lossy = item.codec.lossy
     return AudioInfo(path=item.track.name, container=item.codec.codec.upper() if lossy else "WAV",
                      codec=item.codec.label(), lossy=lossy,
                      sample_rate=48000 if item.via_48k else ENGINE_RATE, channels=2,
