@@ -410,11 +410,11 @@ def test_eval_command_prints_the_condition_by_engine_table_for_labelled_folders(
         sf.write(ai / f"a{i}.flac", make_fake("upsampler", x, 44100, rng).T, 44100)
     (ai / "notes.txt").write_text("not audio, not matched by the patterns")
     base = [sys.executable, "-m", "daemon", "eval", "--human", str(human), "--ai", str(ai),
-            "--engines", "cnn", "--conditions", "as-given", "mp3-64"]
+            "--engines", "cnn", "--conditions", "as-given", "pcm16", "mp3-64"]
     run = subprocess.run(base + ["--json"], capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-2000:]
     rows = json.loads(run.stdout)
-    assert {(r["condition"], r["engine"]) for r in rows} >= {("as-given", "cnn"), ("mp3-64", "cnn")}
+    assert {(r["condition"], r["engine"]) for r in rows} >= {("as-given", "cnn"), ("pcm16", "cnn"), ("mp3-64", "cnn")}
     for r in rows:
         if r["engine"] == "cnn":
             assert r["n_ai"] == 3 and r["n_human"] == 3 and 0.0 <= r["auc"] <= 1.0
