@@ -134,8 +134,8 @@ Train tracks teach the fingerprint and the Demucs head (two 8 s excerpts each); 
 fingerprint's calibration; test tracks (whole, once per condition) are the `real` rows.
 
 Each example - human and fake alike - then goes through a delivery chain with fresh random settings:
-gain -9..+3 dB with a limiter, a 48 kHz detour for 30 %, and a real stereo codec: lossless 35 %,
-else MP3 64-320 kbps / AAC 96-256 kbps / Opus 64-160 kbps (40/30/30), the bitrate uniform within
+gain -9..+3 dB with a limiter, a 48 kHz detour for 30 %, and a real stereo codec: lossless 35 %
+(half of it 16-bit PCM with TPDF dither, half floating point), else MP3 64-320 kbps / AAC 96-256 kbps / Opus 64-160 kbps (40/30/30), the bitrate uniform within
 each codec's range for calibration and test, and drawn with p ~ 1/kbps^2 for the CNN's training and
 validation clips (MP3 64 kbps about a third of MP3 draws), so it learns most where the codec leaves
 least of the fingerprint. In calibration (and the fingerprints' training) 15 % of examples are
