@@ -155,3 +155,18 @@ def test_no_modules_import_each_other_at_module_level():
     graph = {m: {t for t in module_level_imports(m) & modules if t != m and not m.startswith(t + ".")}
              for m in modules}
     assert import_cycles(graph) == []
+
+
+def test_the_command_line_starts_without_torch():
+    """`aimusicd send` runs once per rendered file from a DAW script: its start must not pay for
+    torch's import (seconds), and neither must `--help` or the parser of any subcommand."""
+    code = """
+import sys
+from daemon.cli import main, send
+main.build_parser()
+print(sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "demucs")))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=PACKAGE.parent)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip() == "[]"

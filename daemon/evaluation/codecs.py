@@ -27,8 +27,6 @@ import av
 import numpy as np
 import soundfile as sf
 
-from ..audio.resample import resample
-
 MP3_BITRATES = (64, 80, 96, 112, 128, 160, 192, 224, 256, 320)
 AAC_BITRATES = tuple(range(96, 257, 16))
 OPUS_BITRATES = tuple(range(64, 161, 8))
@@ -96,6 +94,8 @@ def apply_codec(x: np.ndarray, rate: int, spec: CodecSpec) -> np.ndarray:
         return x
     if spec == PCM16:
         return (_pcm16(x) / np.float32(32768)).astype(np.float32)
+    from ..audio.resample import resample   # imported here: the CLI reads CONDITIONS without loading torch
+
     data, work_rate = _encode(x, rate, spec)
     y = resample(_decode(data), work_rate, rate)
     n = x.shape[1]
@@ -141,6 +141,8 @@ def _pcm16(x: np.ndarray) -> np.ndarray:
 
 def _encode(x: np.ndarray, rate: int, spec: CodecSpec) -> tuple[bytes, int]:
     """The encoded file's bytes and the rate it was encoded at."""
+    from ..audio.resample import resample
+
     fmt = _FORMATS[spec.codec]
     work_rate = rate if rate in fmt.rates else WORK_RATE
     x = np.ascontiguousarray(resample(x, rate, work_rate))
