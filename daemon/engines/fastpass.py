@@ -19,6 +19,7 @@ from .cnn.engine import CnnEvidence
 from .fingerprint import FingerprintEngine, FingerprintEvidence
 from .images import ImageEvidence, measure_images
 
+_helper: ThreadPoolExecutor
 
 
 def _new_helper() -> None:
