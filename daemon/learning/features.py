@@ -34,7 +34,7 @@ from ..engines.fingerprint import long_term_spectrum
 from ..errors import AudioError, UsageError
 from ..files import audio_files_in, replaced
 from ..hashing import sha256_file
-from ..evaluation.codecs import CONDITIONS, NONE, apply_codec
+from ..evaluation.codecs import CONDITIONS, NONE, CodecSpec, apply_codec
 
 EXCERPT_S = 30.0
 MAX_EXCERPTS = 12
@@ -155,6 +155,12 @@ def _measure_file(path: Path, conditions: list[str], cnn_weights: str | None) ->
         return str(exc)
 
 
+def delivered(samples: np.ndarray, rate: int, spec: CodecSpec) -> np.ndarray:
+    """A new array: the excerpt as `spec` delivers it (as given: untouched, overs and all, as the
+    daemon reads a file; a codec condition clips first, as an encoder must)."""
+    return samples.copy() if spec == NONE else apply_codec(samples, rate, spec)
+
+
 def _measure(path: Path, conditions: list[str], cnn_weights: str | None) -> dict[str, dict]:
     global _cnn
     import torch
@@ -174,7 +180,7 @@ def _measure(path: Path, conditions: list[str], cnn_weights: str | None) -> dict
                                  "cnn_logit": [], "images_score": [], "embedding": []}
         for start, length in spans:
             a, b = int(start * rate), int((start + length) * rate)
-            x = apply_codec(audio.samples[:, a:b], rate, spec) if spec != NONE else audio.samples[:, a:b].copy()
+            x = delivered(audio.samples[:, a:b], rate, spec)
             x = normalise_level(np.ascontiguousarray(x, dtype=np.float32))
             mono = x.mean(axis=0)
             lossy_container = spec.lossy or audio.info.lossy
@@ -282,7 +288,7 @@ def _measure_demucs_file(path: Path, conditions: list[str], weights: str, excerp
         spec = CONDITIONS[name]
         per_excerpt = []
         for a, b in spans:
-            x = apply_codec(audio.samples[:, a:b], rate, spec) if spec != NONE else audio.samples[:, a:b].copy()
+            x = delivered(audio.samples[:, a:b], rate, spec)
             mix = normalise_level(np.ascontiguousarray(x, dtype=np.float32))
             stems = _separator.separate(mix[None])[0]
             per_excerpt.append(excerpt_features(mix, stems, rate))
