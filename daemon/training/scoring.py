@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import time
+from collections import deque
 from dataclasses import asdict, dataclass, field, replace
 from typing import Callable
 
@@ -21,6 +22,11 @@ from ..engines.fingerprint import long_term_spectrum
 from ..engines.images import measure_images
 from ..evaluation.codecs import CodecSpec
 from .examples import Item, render_conditions
+
+# Rendered examples waiting for the main process, per worker. The main process scores (HTDemucs,
+# about 7 s an example) slower than the workers render, so an unbounded queue would hold every
+# rendered example of a stage: the test stage's seven conditions came to 16 GB.
+RENDER_AHEAD = 2
 
 
 @dataclass
@@ -113,12 +119,22 @@ def _score_pool(per_item: list[list[Item]], width: int, cnn: CnnEngine | None,
     todo = [variants for variants, k in zip(per_item, known) if not k]
     ctx = mp.get_context("fork")
     with ctx.Pool(workers, initializer=_init_worker) as pool:
-        rendered = pool.imap(_render, todo, chunksize=2)
+        waiting = iter(todo)
+        rendering: deque = deque()
+
+        def render_next() -> None:
+            variants = next(waiting, None)
+            if variants is not None:
+                rendering.append(pool.apply_async(_render, (variants,)))
+
+        for _ in range(RENDER_AHEAD * workers):
+            render_next()
         for n, variants in enumerate(per_item):
             if known[n]:
                 scored = [_from_cache(v, cache[item_key(v)], measure[n]) for v in variants]
             else:
-                xs = next(rendered)
+                xs = rendering.popleft().get()
+                render_next()
                 scored = ([None] * len(variants) if xs is None else
                           [_score(v, x, images, cnn, demucs, measure[n], cache) for v, (x, images) in zip(variants, xs)])
                 if xs is None:
