@@ -25,7 +25,7 @@ from .examples import Item, render_conditions
 
 # Rendered examples waiting for the main process, per worker. The main process scores (HTDemucs,
 # about 7 s an example) slower than the workers render, so an unbounded queue would hold every
-# rendered example of a stage: the test stage's seven conditions came to 16 GB.
+# rendered example of a stage in memory (seven conditions of each on the test stage).
 RENDER_AHEAD = 2
 
 
